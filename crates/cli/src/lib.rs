@@ -1,0 +1,263 @@
+//! Plumbing every meshbench tool shares, so each `main.rs` stays a dozen lines:
+//!
+//! - [`Input`]: a file path or `-` for stdin, with a name for error messages;
+//! - [`Output`]: a file written to a temporary sibling and renamed into place on [`Output::commit`]
+//!   (so a failed run never leaves a half-written file), or `-` for stdout;
+//! - [`LogArgs`]: `-v`/`-q` and `RUST_LOG`, logging to stderr through tracing;
+//! - [`exit`]: prints an error with its causes and maps it to the documented exit code
+//!   (0 success, 1 the work failed or the input is bad, 2 usage error; a closed stdout is not an
+//!   error, as in ripgrep).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Buffer size for inputs and outputs: large enough that syscalls do not show in profiles.
+const BUFFER: usize = 256 * 1024;
+
+/// A file argument that may be `-` for stdin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    pub fn from_arg(arg: &str) -> Input {
+        if arg == "-" {
+            Input::Stdin
+        } else {
+            Input::File(PathBuf::from(arg))
+        }
+    }
+
+    /// Opens the input for buffered reading.
+    pub fn open(&self) -> io::Result<Box<dyn BufRead>> {
+        Ok(match self {
+            Input::Stdin => Box::new(BufReader::with_capacity(BUFFER, io::stdin().lock())),
+            Input::File(path) => Box::new(BufReader::with_capacity(BUFFER, File::open(path)?)),
+        })
+    }
+}
+
+impl fmt::Display for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Stdin => f.write_str("<stdin>"),
+            Input::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+impl From<&str> for Input {
+    fn from(arg: &str) -> Input {
+        Input::from_arg(arg)
+    }
+}
+
+/// Where a tool writes: stdout, or a file replaced atomically when the work succeeds.
+#[derive(Debug)]
+pub struct Output {
+    target: Target,
+}
+
+#[derive(Debug)]
+enum Target {
+    Stdout(BufWriter<io::Stdout>),
+    File {
+        path: PathBuf,
+        temp: BufWriter<tempfile::NamedTempFile>,
+    },
+}
+
+impl Output {
+    /// `-` is stdout; anything else a file, created in the same directory as a temporary file.
+    pub fn create(arg: &str) -> io::Result<Output> {
+        if arg == "-" {
+            return Ok(Output::stdout());
+        }
+        let path = PathBuf::from(arg);
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = path.file_name().map_or_else(
+            || ".meshbench".into(),
+            |n| format!(".{}.", n.to_string_lossy()),
+        );
+        let temp = tempfile::Builder::new()
+            .prefix(&name)
+            .suffix(".tmp")
+            .tempfile_in(&dir)?;
+        Ok(Output {
+            target: Target::File {
+                path,
+                temp: BufWriter::with_capacity(BUFFER, temp),
+            },
+        })
+    }
+
+    pub fn stdout() -> Output {
+        Output {
+            target: Target::Stdout(BufWriter::with_capacity(BUFFER, io::stdout())),
+        }
+    }
+
+    /// The destination, for messages.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.target {
+            Target::Stdout(_) => None,
+            Target::File { path, .. } => Some(path),
+        }
+    }
+
+    /// Flushes and, for a file, renames the temporary file over the destination.
+    /// Dropping an `Output` without committing discards what was written to a file.
+    pub fn commit(self) -> io::Result<()> {
+        match self.target {
+            Target::Stdout(mut w) => w.flush(),
+            Target::File { path, temp } => {
+                let temp = temp.into_inner().map_err(io::IntoInnerError::into_error)?;
+                temp.as_file().sync_data()?;
+                temp.persist(&path).map_err(|e| e.error)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.target {
+            Target::Stdout(w) => w.write(buf),
+            Target::File { temp, .. } => temp.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match &mut self.target {
+            Target::Stdout(w) => w.write_all(buf),
+            Target::File { temp, .. } => temp.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.target {
+            Target::Stdout(w) => w.flush(),
+            Target::File { temp, .. } => temp.flush(),
+        }
+    }
+}
+
+/// Logging flags every tool accepts.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct LogArgs {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+impl LogArgs {
+    /// Installs a tracing subscriber writing to stderr (coloured only on a terminal).
+    pub fn init(self) {
+        let level = match (self.quiet, self.verbose) {
+            (true, _) => "error",
+            (false, 0) => "warn",
+            (false, 1) => "info",
+            (false, 2) => "debug",
+            (false, _) => "trace",
+        };
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+        // A second init (tests calling run twice) is harmless: keep the first subscriber.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(io::stderr)
+            .with_ansi(io::stderr().is_terminal())
+            .with_target(false)
+            .without_time()
+            .try_init();
+    }
+}
+
+/// An error that knows its exit code.
+pub trait Failure: std::error::Error {
+    /// 1 by default: the work failed or the input was bad.
+    fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
+/// Ends `main`: nothing on success; otherwise `tool: error: …` with each cause on its own line,
+/// and the error's exit code. A closed stdout (`| head`) exits 0 quietly.
+pub fn exit<E: Failure + 'static>(tool: &str, result: Result<(), E>) -> ExitCode {
+    let Err(err) = result else {
+        return ExitCode::SUCCESS;
+    };
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    let mut chain = Vec::new();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if io.kind() == io::ErrorKind::BrokenPipe {
+                return ExitCode::SUCCESS;
+            }
+        }
+        chain.push(e.to_string());
+        source = e.source();
+    }
+    let mut stderr = io::stderr().lock();
+    let _ = write!(stderr, "{tool}: error: {}", chain[0]);
+    for cause in &chain[1..] {
+        // Skip causes already spelled out by the message above them.
+        if !chain[0].contains(cause.as_str()) {
+            let _ = write!(stderr, "\n  caused by: {cause}");
+        }
+    }
+    let _ = writeln!(stderr);
+    ExitCode::from(err.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_is_invisible_until_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
+        let mut out = Output::create(path.to_str().unwrap()).unwrap();
+        out.write_all(b"partial").unwrap();
+        assert!(!path.exists());
+        drop(out);
+        assert!(!path.exists(), "dropped output must not appear");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file left behind");
+
+        let mut out = Output::create(path.to_str().unwrap()).unwrap();
+        out.write_all(b"whole\n").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole\n");
+    }
+
+    #[test]
+    fn commit_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rows.csv");
+        std::fs::write(&path, "old").unwrap();
+        let mut out = Output::create(path.to_str().unwrap()).unwrap();
+        out.write_all(b"new").unwrap();
+        out.commit().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    }
+
+    #[test]
+    fn dash_means_stdio() {
+        assert_eq!(Input::from_arg("-"), Input::Stdin);
+        assert_eq!(Input::from_arg("-").to_string(), "<stdin>");
+        assert!(Output::create("-").unwrap().path().is_none());
+    }
+}

@@ -1,0 +1,15 @@
+//! The contract between meshbench tools: every file one tool writes and another reads is defined
+//! here, and only here, as serde types with a schema version (see `docs/formats.md`).
+//!
+//! - [`schema`]: schema identifiers and the rules for minor and major versions;
+//! - [`quantity`]: exact Kubernetes quantities (`250m`, `1.5Gi`, `329087452n`);
+//! - [`usage`]: pod and node resource-usage rows (`top-parse` → `compare`).
+//!
+//! This crate depends on serde-family crates only, so consumers stay small and quick to build.
+
+pub mod quantity;
+pub mod schema;
+pub mod usage;
+
+pub use quantity::{Quantity, QuantityError};
+pub use schema::{Schema, SchemaError};

@@ -1,0 +1,636 @@
+//! Resource-usage rows: what `top-parse` writes and `compare` reads.
+//!
+//! Two row types, one per CSV file kind, each in base units:
+//!
+//! - pod rows, `run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes`;
+//! - node rows, `run,timestamp,node,cpu_millicores,cpu_percent,memory_bytes,memory_percent`.
+//!
+//! The same rows are written as CSV (header row first), as one JSON document
+//! `{"schema": …, "rows": [...]}`, or as NDJSON with the `schema` on every line.
+//! [`UsageWriter`] streams any of the three; [`read_pod_csv`] and [`read_node_csv`] read CSV back.
+
+use std::fmt;
+use std::io::{self, Write};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::quantity::Quantity;
+use crate::schema::{NODE_USAGE, POD_USAGE, Schema};
+
+/// Pod CSV columns, in order.
+pub const POD_COLUMNS: [&str; 7] = [
+    "run",
+    "timestamp",
+    "namespace",
+    "pod",
+    "container",
+    "cpu_millicores",
+    "memory_bytes",
+];
+
+/// Node CSV columns, in order.
+pub const NODE_COLUMNS: [&str; 7] = [
+    "run",
+    "timestamp",
+    "node",
+    "cpu_millicores",
+    "cpu_percent",
+    "memory_bytes",
+    "memory_percent",
+];
+
+/// CPU usage, exact to the nanocore, written as decimal millicores (`250`, `329.087452`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Cpu {
+    nanocores: i64,
+}
+
+impl Cpu {
+    pub const fn from_nanocores(nanocores: i64) -> Cpu {
+        Cpu { nanocores }
+    }
+
+    pub const fn from_millicores(millicores: i64) -> Cpu {
+        Cpu {
+            nanocores: millicores * 1_000_000,
+        }
+    }
+
+    /// CPU from a quantity in cores; `None` if it is negative or beyond ~9.2 × 10⁹ cores.
+    pub fn from_quantity(cores: Quantity) -> Option<Cpu> {
+        let nanocores = i64::try_from(cores.nanos()).ok()?;
+        (nanocores >= 0).then_some(Cpu { nanocores })
+    }
+
+    pub const fn nanocores(self) -> i64 {
+        self.nanocores
+    }
+
+    /// Millicores as a float, for statistics; exact below 2⁵³ nanocores.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn millicores_f64(self) -> f64 {
+        self.nanocores as f64 / 1e6
+    }
+
+    /// Appends the exact decimal millicores to `out`, without trailing zeros.
+    pub fn write_millicores(self, out: &mut Vec<u8>) {
+        let mut int = itoa::Buffer::new();
+        if self.nanocores < 0 {
+            out.push(b'-');
+        }
+        let magnitude = self.nanocores.unsigned_abs();
+        out.extend_from_slice(int.format(magnitude / 1_000_000).as_bytes());
+        let mut frac = magnitude % 1_000_000;
+        if frac != 0 {
+            let mut digits = 6;
+            while frac % 10 == 0 {
+                frac /= 10;
+                digits -= 1;
+            }
+            let text = int.format(frac);
+            out.push(b'.');
+            out.extend(std::iter::repeat_n(b'0', digits - text.len()));
+            out.extend_from_slice(text.as_bytes());
+        }
+    }
+
+    fn parse_millicores(text: &str) -> Option<Cpu> {
+        // A decimal number of millicores is a quantity with the `m` suffix; reuse its exact parser
+        // but refuse suffixes and exponents of its own.
+        if text.is_empty()
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-' || b == b'+')
+        {
+            return None;
+        }
+        let q = Quantity::parse(&format!("{text}m")).ok()?;
+        i64::try_from(q.nanos()).ok().map(Cpu::from_nanocores)
+    }
+}
+
+impl fmt::Display for Cpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::with_capacity(24);
+        self.write_millicores(&mut out);
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Whole millicores as an integer; finer values as a number with up to six decimals (exact in
+/// JSON below 10⁹ millicores, beyond any real node).
+impl Serialize for Cpu {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.nanocores % 1_000_000 == 0 {
+            serializer.serialize_i64(self.nanocores / 1_000_000)
+        } else {
+            serializer.serialize_f64(self.millicores_f64())
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Cpu {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Cpu;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of millicores")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Cpu, E> {
+                v.checked_mul(1_000_000)
+                    .map(Cpu::from_nanocores)
+                    .ok_or_else(|| E::custom(format!("{v} millicores is out of range")))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Cpu, E> {
+                let v = i64::try_from(v)
+                    .map_err(|_| E::custom(format!("{v} millicores is out of range")))?;
+                self.visit_i64(v)
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Cpu, E> {
+                let nanos = (v * 1e6).round();
+                if !nanos.is_finite() || nanos.abs() >= 9.2e18 {
+                    return Err(E::custom(format!("{v} millicores is out of range")));
+                }
+                Ok(Cpu::from_nanocores(nanos as i64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Cpu, E> {
+                Cpu::parse_millicores(v).ok_or_else(|| {
+                    E::custom(format!("{v:?} is not a decimal number of millicores"))
+                })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// One container's (or, without `--containers`, one pod's) usage in one snapshot.
+///
+/// `S` is `String` when reading and `&str` when streaming out without copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodUsageRow<S = String> {
+    /// Label that groups rows into runs (`--run`); empty when none was given.
+    pub run: S,
+    /// When the sample was taken, RFC 3339 UTC; `None` when the source did not say.
+    pub timestamp: Option<Timestamp>,
+    /// `None` for `kubectl top pod` output without `-A`.
+    pub namespace: Option<S>,
+    pub pod: S,
+    /// `None` unless the source lists containers.
+    pub container: Option<S>,
+    pub cpu_millicores: Cpu,
+    pub memory_bytes: u64,
+}
+
+/// One node's usage in one snapshot; `None` cells are `<unknown>` in kubectl's output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeUsageRow<S = String> {
+    pub run: S,
+    pub timestamp: Option<Timestamp>,
+    pub node: S,
+    pub cpu_millicores: Option<Cpu>,
+    /// kubectl's truncated integer percentage of allocatable; may exceed 100.
+    pub cpu_percent: Option<u32>,
+    pub memory_bytes: Option<u64>,
+    pub memory_percent: Option<u32>,
+}
+
+/// What kind of rows a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageKind {
+    Pods,
+    Nodes,
+}
+
+impl UsageKind {
+    pub fn schema(self) -> Schema {
+        match self {
+            UsageKind::Pods => POD_USAGE,
+            UsageKind::Nodes => NODE_USAGE,
+        }
+    }
+
+    pub fn columns(self) -> &'static [&'static str; 7] {
+        match self {
+            UsageKind::Pods => &POD_COLUMNS,
+            UsageKind::Nodes => &NODE_COLUMNS,
+        }
+    }
+
+    /// Recognises a CSV header: the documented columns first, in order; later minor versions
+    /// may append columns, which readers ignore.
+    pub fn from_csv_header<'a>(header: impl IntoIterator<Item = &'a str>) -> Option<UsageKind> {
+        let header: Vec<&str> = header.into_iter().take(7).collect();
+        [UsageKind::Pods, UsageKind::Nodes]
+            .into_iter()
+            .find(|kind| header.as_slice() == kind.columns())
+    }
+
+    pub fn noun(self) -> &'static str {
+        match self {
+            UsageKind::Pods => "pod",
+            UsageKind::Nodes => "node",
+        }
+    }
+}
+
+/// Output encodings of usage rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageFormat {
+    Csv,
+    Json,
+    Ndjson,
+}
+
+#[derive(Serialize)]
+struct Tagged<'a, T> {
+    schema: &'static str,
+    #[serde(flatten)]
+    row: &'a T,
+}
+
+/// Streams rows of one kind as CSV, JSON or NDJSON, with constant memory.
+///
+/// CSV is written by hand on the hot path (it is most of `top-parse`'s time): fields are quoted
+/// exactly when RFC 4180 requires it, as the `csv` crate's default writer does.
+#[derive(Debug)]
+pub struct UsageWriter<W: Write> {
+    out: W,
+    format: UsageFormat,
+    kind: UsageKind,
+    rows: u64,
+    line: Vec<u8>,
+    last_timestamp: Option<(Option<Timestamp>, String)>,
+}
+
+impl<W: Write> UsageWriter<W> {
+    pub fn new(out: W, format: UsageFormat, kind: UsageKind) -> UsageWriter<W> {
+        UsageWriter {
+            out,
+            format,
+            kind,
+            rows: 0,
+            line: Vec::with_capacity(256),
+            last_timestamp: None,
+        }
+    }
+
+    pub fn kind(&self) -> UsageKind {
+        self.kind
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    fn begin_row(&mut self) -> io::Result<()> {
+        if self.rows == 0 {
+            match self.format {
+                UsageFormat::Csv => {
+                    self.out.write_all(self.kind.columns().join(",").as_bytes())?;
+                    self.out.write_all(b"\n")?;
+                }
+                UsageFormat::Json => {
+                    write!(self.out, "{{\"schema\":\"{}\",\"rows\":[\n", self.kind.schema().id)?;
+                }
+                UsageFormat::Ndjson => {}
+            }
+        } else if self.format == UsageFormat::Json {
+            self.out.write_all(b",\n")?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn write_json<T: Serialize>(&mut self, row: &T) -> io::Result<()> {
+        match self.format {
+            UsageFormat::Json => serde_json::to_writer(&mut self.out, row)?,
+            UsageFormat::Ndjson => {
+                let tagged = Tagged {
+                    schema: self.kind.schema().id,
+                    row,
+                };
+                serde_json::to_writer(&mut self.out, &tagged)?;
+                self.out.write_all(b"\n")?;
+            }
+            UsageFormat::Csv => unreachable!("CSV rows are written by hand"),
+        }
+        Ok(())
+    }
+
+    fn push_timestamp(&mut self, timestamp: Option<Timestamp>) {
+        match &self.last_timestamp {
+            Some((last, text)) if *last == timestamp => self.line.extend_from_slice(text.as_bytes()),
+            _ => {
+                let text = timestamp.map(|t| t.to_string()).unwrap_or_default();
+                self.line.extend_from_slice(text.as_bytes());
+                self.last_timestamp = Some((timestamp, text));
+            }
+        }
+    }
+
+    pub fn write_pod<S: AsRef<str> + Serialize>(&mut self, row: &PodUsageRow<S>) -> io::Result<()> {
+        assert_eq!(self.kind, UsageKind::Pods, "pod row written to a node writer");
+        self.begin_row()?;
+        if self.format != UsageFormat::Csv {
+            return self.write_json(row);
+        }
+        self.line.clear();
+        push_field(&mut self.line, row.run.as_ref());
+        self.line.push(b',');
+        self.push_timestamp(row.timestamp);
+        self.line.push(b',');
+        push_field(&mut self.line, row.namespace.as_ref().map_or("", AsRef::as_ref));
+        self.line.push(b',');
+        push_field(&mut self.line, row.pod.as_ref());
+        self.line.push(b',');
+        push_field(&mut self.line, row.container.as_ref().map_or("", AsRef::as_ref));
+        self.line.push(b',');
+        row.cpu_millicores.write_millicores(&mut self.line);
+        self.line.push(b',');
+        self.line
+            .extend_from_slice(itoa::Buffer::new().format(row.memory_bytes).as_bytes());
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
+    }
+
+    pub fn write_node<S: AsRef<str> + Serialize>(
+        &mut self,
+        row: &NodeUsageRow<S>,
+    ) -> io::Result<()> {
+        assert_eq!(self.kind, UsageKind::Nodes, "node row written to a pod writer");
+        self.begin_row()?;
+        if self.format != UsageFormat::Csv {
+            return self.write_json(row);
+        }
+        let mut int = itoa::Buffer::new();
+        self.line.clear();
+        push_field(&mut self.line, row.run.as_ref());
+        self.line.push(b',');
+        self.push_timestamp(row.timestamp);
+        self.line.push(b',');
+        push_field(&mut self.line, row.node.as_ref());
+        self.line.push(b',');
+        if let Some(cpu) = row.cpu_millicores {
+            cpu.write_millicores(&mut self.line);
+        }
+        self.line.push(b',');
+        if let Some(p) = row.cpu_percent {
+            self.line.extend_from_slice(int.format(p).as_bytes());
+        }
+        self.line.push(b',');
+        if let Some(m) = row.memory_bytes {
+            self.line.extend_from_slice(int.format(m).as_bytes());
+        }
+        self.line.push(b',');
+        if let Some(p) = row.memory_percent {
+            self.line.extend_from_slice(int.format(p).as_bytes());
+        }
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
+    }
+
+    /// Ends the document (an empty CSV still gets its header, an empty JSON document its
+    /// `rows: []`) and returns the inner writer, flushed.
+    pub fn finish(mut self) -> io::Result<W> {
+        match self.format {
+            UsageFormat::Csv if self.rows == 0 => {
+                self.out.write_all(self.kind.columns().join(",").as_bytes())?;
+                self.out.write_all(b"\n")?;
+            }
+            UsageFormat::Json if self.rows == 0 => {
+                write!(self.out, "{{\"schema\":\"{}\",\"rows\":[]}}\n", self.kind.schema().id)?;
+            }
+            UsageFormat::Json => self.out.write_all(b"\n]}\n")?,
+            _ => {}
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Appends a CSV field, quoted only when it holds a comma, quote, CR or LF.
+fn push_field(line: &mut Vec<u8>, field: &str) {
+    let bytes = field.as_bytes();
+    if !bytes
+        .iter()
+        .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+    {
+        line.extend_from_slice(bytes);
+        return;
+    }
+    line.push(b'"');
+    for &b in bytes {
+        if b == b'"' {
+            line.push(b'"');
+        }
+        line.push(b);
+    }
+    line.push(b'"');
+}
+
+/// Why a usage CSV could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("line 1: expected a {} header starting {:?}, found {found:?}", expected.noun(), expected.columns().join(","))]
+    Header { expected: UsageKind, found: String },
+    #[error("line {line}: {message}")]
+    Row { line: u64, message: String },
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+}
+
+fn read_csv<R: io::Read, T: serde::de::DeserializeOwned>(
+    input: R,
+    kind: UsageKind,
+) -> Result<Vec<T>, ReadError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(input);
+    let header = reader.headers()?.clone();
+    if UsageKind::from_csv_header(header.iter()) != Some(kind) {
+        return Err(ReadError::Header {
+            expected: kind,
+            found: header.iter().collect::<Vec<_>>().join(","),
+        });
+    }
+    // Columns appended by a newer minor version are dropped before deserializing.
+    let mut rows = Vec::new();
+    let mut record = csv::StringRecord::new();
+    let known = csv::StringRecord::from(kind.columns().to_vec());
+    while reader.read_record(&mut record)? {
+        let line = record.position().map_or(0, csv::Position::line);
+        let trimmed: csv::StringRecord = record.iter().take(7).collect();
+        let row = trimmed
+            .deserialize(Some(&known))
+            .map_err(|e| ReadError::Row {
+                line,
+                message: e.to_string(),
+            })?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Reads a pod-usage CSV (as written by [`UsageWriter`]).
+pub fn read_pod_csv<R: io::Read>(input: R) -> Result<Vec<PodUsageRow>, ReadError> {
+    read_csv(input, UsageKind::Pods)
+}
+
+/// Reads a node-usage CSV (as written by [`UsageWriter`]).
+pub fn read_node_csv<R: io::Read>(input: R) -> Result<Vec<NodeUsageRow>, ReadError> {
+    read_csv(input, UsageKind::Nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pod(run: &str, container: Option<&str>, nanocores: i64) -> PodUsageRow {
+        PodUsageRow {
+            run: run.to_owned(),
+            timestamp: Some("2026-11-26T08:00:00Z".parse().unwrap()),
+            namespace: Some("linkerd".to_owned()),
+            pod: "linkerd-destination-5c8f".to_owned(),
+            container: container.map(str::to_owned),
+            cpu_millicores: Cpu::from_nanocores(nanocores),
+            memory_bytes: 188_743_680,
+        }
+    }
+
+    fn write_pods(rows: &[PodUsageRow], format: UsageFormat) -> String {
+        let mut w = UsageWriter::new(Vec::new(), format, UsageKind::Pods);
+        for row in rows {
+            w.write_pod(row).unwrap();
+        }
+        String::from_utf8(w.finish().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn cpu_decimal_millicores() {
+        let show = |n| Cpu::from_nanocores(n).to_string();
+        assert_eq!(show(0), "0");
+        assert_eq!(show(250_000_000), "250");
+        assert_eq!(show(329_087_452), "329.087452");
+        assert_eq!(show(1_000_500_000), "1000.5");
+        assert_eq!(show(1), "0.000001");
+        assert_eq!(show(-1_500_000), "-1.5");
+    }
+
+    #[test]
+    fn csv_layout_is_the_documented_one() {
+        let out = write_pods(&[pod("linkerd-1", Some("destination"), 120_000_000)], UsageFormat::Csv);
+        assert_eq!(
+            out,
+            "run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes\n\
+             linkerd-1,2026-11-26T08:00:00Z,linkerd,linkerd-destination-5c8f,destination,120,188743680\n"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_only_when_needed() {
+        let out = write_pods(&[pod("a,\"b\"", None, 1)], UsageFormat::Csv);
+        assert!(out.contains("\"a,\"\"b\"\"\",2026"), "{out}");
+        assert!(out.contains(",,0.000001,"), "{out}");
+    }
+
+    #[test]
+    fn empty_outputs_are_valid_documents() {
+        assert_eq!(write_pods(&[], UsageFormat::Csv), format!("{}\n", POD_COLUMNS.join(",")));
+        let json: serde_json::Value = serde_json::from_str(&write_pods(&[], UsageFormat::Json)).unwrap();
+        assert_eq!(json["schema"], "meshbench/pod-usage/v1");
+        assert_eq!(json["rows"], serde_json::json!([]));
+        assert_eq!(write_pods(&[], UsageFormat::Ndjson), "");
+    }
+
+    #[test]
+    fn json_and_ndjson_carry_the_schema() {
+        let rows = [pod("r", None, 329_087_452), pod("r", Some("c"), 2_000_000)];
+        let json: serde_json::Value =
+            serde_json::from_str(&write_pods(&rows, UsageFormat::Json)).unwrap();
+        assert_eq!(json["schema"], "meshbench/pod-usage/v1");
+        assert_eq!(json["rows"][0]["cpu_millicores"], 329.087452);
+        assert_eq!(json["rows"][0]["container"], serde_json::Value::Null);
+        assert_eq!(json["rows"][1]["cpu_millicores"], 2);
+        let back: Vec<PodUsageRow> = serde_json::from_value(json["rows"].clone()).unwrap();
+        assert_eq!(back, rows);
+
+        let nd = write_pods(&rows, UsageFormat::Ndjson);
+        for line in nd.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(v["schema"], "meshbench/pod-usage/v1");
+        }
+    }
+
+    #[test]
+    fn node_rows_leave_unknown_cells_empty() {
+        let mut w = UsageWriter::new(Vec::new(), UsageFormat::Csv, UsageKind::Nodes);
+        w.write_node(&NodeUsageRow {
+            run: "",
+            timestamp: None,
+            node: "kind-worker",
+            cpu_millicores: None,
+            cpu_percent: None,
+            memory_bytes: None,
+            memory_percent: None,
+        })
+        .unwrap();
+        w.write_node(&NodeUsageRow {
+            run: "",
+            timestamp: None,
+            node: "kind-control-plane",
+            cpu_millicores: Some(Cpu::from_millicores(2500)),
+            cpu_percent: Some(125),
+            memory_bytes: Some(1 << 30),
+            memory_percent: Some(13),
+        })
+        .unwrap();
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "run,timestamp,node,cpu_millicores,cpu_percent,memory_bytes,memory_percent\n\
+             ,,kind-worker,,,,\n\
+             ,,kind-control-plane,2500,125,1073741824,13\n"
+        );
+        let back = read_node_csv(out.as_bytes()).unwrap();
+        assert_eq!(back[0].cpu_millicores, None);
+        assert_eq!(back[1].cpu_percent, Some(125));
+    }
+
+    #[test]
+    fn reader_accepts_appended_columns_and_rejects_other_headers() {
+        let csv = "run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes,swap_bytes\n\
+                   r,,ns,p,,1.5,10,0\n";
+        let rows = read_pod_csv(csv.as_bytes()).unwrap();
+        assert_eq!(rows[0].cpu_millicores, Cpu::from_nanocores(1_500_000));
+        assert!(matches!(read_node_csv(csv.as_bytes()), Err(ReadError::Header { .. })));
+        let bad = "run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes\nr,,ns,p,,lots,10\n";
+        let err = read_pod_csv(bad.as_bytes()).unwrap_err().to_string();
+        assert!(err.starts_with("line 2:"), "{err}");
+    }
+
+    proptest! {
+        #[test]
+        fn csv_round_trips(
+            run in "[ -~]{0,12}",
+            ns in proptest::option::of("[a-z0-9-]{1,20}"),
+            container in proptest::option::of("[a-z,\"]{1,8}"),
+            nanocores in 0i64..4_000_000_000_000,
+            memory in any::<u64>(),
+        ) {
+            let row = PodUsageRow {
+                run,
+                timestamp: None,
+                namespace: ns,
+                pod: "p".to_owned(),
+                container,
+                cpu_millicores: Cpu::from_nanocores(nanocores),
+                memory_bytes: memory,
+            };
+            let out = write_pods(std::slice::from_ref(&row), UsageFormat::Csv);
+            let back = read_pod_csv(out.as_bytes()).unwrap();
+            prop_assert_eq!(back, vec![row]);
+        }
+    }
+}
