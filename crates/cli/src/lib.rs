@@ -202,10 +202,10 @@ pub fn exit<E: Failure + 'static>(tool: &str, result: Result<(), E>) -> ExitCode
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
     let mut chain = Vec::new();
     while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if io.kind() == io::ErrorKind::BrokenPipe {
-                return ExitCode::SUCCESS;
-            }
+        if e.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+        {
+            return ExitCode::SUCCESS;
         }
         chain.push(e.to_string());
         source = e.source();
@@ -235,7 +235,11 @@ mod tests {
         assert!(!path.exists());
         drop(out);
         assert!(!path.exists(), "dropped output must not appear");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "temp file left behind");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "temp file left behind"
+        );
 
         let mut out = Output::create(path.to_str().unwrap()).unwrap();
         out.write_all(b"whole\n").unwrap();

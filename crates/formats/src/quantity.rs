@@ -36,7 +36,9 @@ pub enum QuantityError {
     Empty,
     #[error("no digits in quantity {0:?}")]
     NoDigits(String),
-    #[error("unknown suffix {suffix:?} in quantity {input:?} (expected one of n u m k M G T P E Ki Mi Gi Ti Pi Ei, or an exponent such as e3)")]
+    #[error(
+        "unknown suffix {suffix:?} in quantity {input:?} (expected one of n u m k M G T P E Ki Mi Gi Ti Pi Ei, or an exponent such as e3)"
+    )]
     Suffix { input: String, suffix: String },
     #[error("quantity {0:?} is out of the supported range")]
     OutOfRange(String),
@@ -83,7 +85,9 @@ impl Quantity {
     }
 
     pub fn checked_add(self, other: Quantity) -> Option<Quantity> {
-        self.nanos.checked_add(other.nanos).map(Quantity::from_nanos)
+        self.nanos
+            .checked_add(other.nanos)
+            .map(Quantity::from_nanos)
     }
 
     /// Parses a quantity string such as `250m`, `1.5Gi`, `329087452n` or `1e3`.
@@ -296,7 +300,7 @@ impl fmt::Display for Quantity {
         let sign = if self.nanos < 0 { "-" } else { "" };
         for (factor, suffix) in SUFFIXES {
             let factor = factor.unsigned_abs();
-            if magnitude % factor == 0 {
+            if magnitude.is_multiple_of(factor) {
                 return write!(f, "{sign}{}{suffix}", magnitude / factor);
             }
         }
@@ -442,8 +446,28 @@ mod tests {
     #[test]
     fn apimachinery_invalid_table() {
         for input in [
-            "", "1.1.M", "1+1.0M", "0.1mi", "0.1am", "aoeu", ".5i", "1i", "-3.01i", "-3.01e-",
-            "1e4294967297", " 1", "1 ", ".", "-.", "1e", "1K", "1ki", "1E+", "--1", "1m ", "m",
+            "",
+            "1.1.M",
+            "1+1.0M",
+            "0.1mi",
+            "0.1am",
+            "aoeu",
+            ".5i",
+            "1i",
+            "-3.01i",
+            "-3.01e-",
+            "1e4294967297",
+            " 1",
+            "1 ",
+            ".",
+            "-.",
+            "1e",
+            "1K",
+            "1ki",
+            "1E+",
+            "--1",
+            "1m ",
+            "m",
         ] {
             assert!(Quantity::parse(input).is_err(), "{input:?} parsed");
         }
@@ -498,7 +522,11 @@ mod tests {
             ("-0.5", "-500m"),
             ("1.5E", "1500P"),
         ] {
-            assert_eq!(Quantity::parse(input).unwrap().to_string(), shown, "{input}");
+            assert_eq!(
+                Quantity::parse(input).unwrap().to_string(),
+                shown,
+                "{input}"
+            );
         }
     }
 

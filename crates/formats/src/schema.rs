@@ -31,7 +31,10 @@ pub const NODE_USAGE: Schema = Schema {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
     #[error("schema {found:?} is not a meshbench schema (expected {expected:?})")]
-    NotMeshbench { found: String, expected: &'static str },
+    NotMeshbench {
+        found: String,
+        expected: &'static str,
+    },
     #[error("schema {found:?} is a {document:?} document, expected {expected:?}")]
     OtherDocument {
         found: String,
@@ -131,7 +134,13 @@ mod tests {
             POD_USAGE.check("meshbench/node-usage/v1"),
             Err(SchemaError::OtherDocument { .. })
         ));
-        for bad in ["", "pod-usage/v1", "meshbench/pod-usage/1", "meshbench/pod-usage/v1.", "meshbench//v1"] {
+        for bad in [
+            "",
+            "pod-usage/v1",
+            "meshbench/pod-usage/1",
+            "meshbench/pod-usage/v1.",
+            "meshbench//v1",
+        ] {
             assert!(
                 matches!(POD_USAGE.check(bad), Err(SchemaError::NotMeshbench { .. })),
                 "{bad}"
@@ -145,6 +154,9 @@ mod tests {
             .check("meshbench/node-usage/v3")
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("v3") && msg.contains("meshbench/node-usage/v1"), "{msg}");
+        assert!(
+            msg.contains("v3") && msg.contains("meshbench/node-usage/v1"),
+            "{msg}"
+        );
     }
 }

@@ -84,7 +84,7 @@ impl Cpu {
         let mut frac = magnitude % 1_000_000;
         if frac != 0 {
             let mut digits = 6;
-            while frac % 10 == 0 {
+            while frac.is_multiple_of(10) {
                 frac /= 10;
                 digits -= 1;
             }
@@ -289,11 +289,16 @@ impl<W: Write> UsageWriter<W> {
         if self.rows == 0 {
             match self.format {
                 UsageFormat::Csv => {
-                    self.out.write_all(self.kind.columns().join(",").as_bytes())?;
+                    self.out
+                        .write_all(self.kind.columns().join(",").as_bytes())?;
                     self.out.write_all(b"\n")?;
                 }
                 UsageFormat::Json => {
-                    write!(self.out, "{{\"schema\":\"{}\",\"rows\":[\n", self.kind.schema().id)?;
+                    writeln!(
+                        self.out,
+                        "{{\"schema\":\"{}\",\"rows\":[",
+                        self.kind.schema().id
+                    )?;
                 }
                 UsageFormat::Ndjson => {}
             }
@@ -322,7 +327,9 @@ impl<W: Write> UsageWriter<W> {
 
     fn push_timestamp(&mut self, timestamp: Option<Timestamp>) {
         match &self.last_timestamp {
-            Some((last, text)) if *last == timestamp => self.line.extend_from_slice(text.as_bytes()),
+            Some((last, text)) if *last == timestamp => {
+                self.line.extend_from_slice(text.as_bytes());
+            }
             _ => {
                 let text = timestamp.map(|t| t.to_string()).unwrap_or_default();
                 self.line.extend_from_slice(text.as_bytes());
@@ -332,7 +339,11 @@ impl<W: Write> UsageWriter<W> {
     }
 
     pub fn write_pod<S: AsRef<str> + Serialize>(&mut self, row: &PodUsageRow<S>) -> io::Result<()> {
-        assert_eq!(self.kind, UsageKind::Pods, "pod row written to a node writer");
+        assert_eq!(
+            self.kind,
+            UsageKind::Pods,
+            "pod row written to a node writer"
+        );
         self.begin_row()?;
         if self.format != UsageFormat::Csv {
             return self.write_json(row);
@@ -342,11 +353,17 @@ impl<W: Write> UsageWriter<W> {
         self.line.push(b',');
         self.push_timestamp(row.timestamp);
         self.line.push(b',');
-        push_field(&mut self.line, row.namespace.as_ref().map_or("", AsRef::as_ref));
+        push_field(
+            &mut self.line,
+            row.namespace.as_ref().map_or("", AsRef::as_ref),
+        );
         self.line.push(b',');
         push_field(&mut self.line, row.pod.as_ref());
         self.line.push(b',');
-        push_field(&mut self.line, row.container.as_ref().map_or("", AsRef::as_ref));
+        push_field(
+            &mut self.line,
+            row.container.as_ref().map_or("", AsRef::as_ref),
+        );
         self.line.push(b',');
         row.cpu_millicores.write_millicores(&mut self.line);
         self.line.push(b',');
@@ -360,7 +377,11 @@ impl<W: Write> UsageWriter<W> {
         &mut self,
         row: &NodeUsageRow<S>,
     ) -> io::Result<()> {
-        assert_eq!(self.kind, UsageKind::Nodes, "node row written to a pod writer");
+        assert_eq!(
+            self.kind,
+            UsageKind::Nodes,
+            "node row written to a pod writer"
+        );
         self.begin_row()?;
         if self.format != UsageFormat::Csv {
             return self.write_json(row);
@@ -397,11 +418,16 @@ impl<W: Write> UsageWriter<W> {
     pub fn finish(mut self) -> io::Result<W> {
         match self.format {
             UsageFormat::Csv if self.rows == 0 => {
-                self.out.write_all(self.kind.columns().join(",").as_bytes())?;
+                self.out
+                    .write_all(self.kind.columns().join(",").as_bytes())?;
                 self.out.write_all(b"\n")?;
             }
             UsageFormat::Json if self.rows == 0 => {
-                write!(self.out, "{{\"schema\":\"{}\",\"rows\":[]}}\n", self.kind.schema().id)?;
+                writeln!(
+                    self.out,
+                    "{{\"schema\":\"{}\",\"rows\":[]}}",
+                    self.kind.schema().id
+                )?;
             }
             UsageFormat::Json => self.out.write_all(b"\n]}\n")?,
             _ => {}
@@ -520,7 +546,10 @@ mod tests {
 
     #[test]
     fn csv_layout_is_the_documented_one() {
-        let out = write_pods(&[pod("linkerd-1", Some("destination"), 120_000_000)], UsageFormat::Csv);
+        let out = write_pods(
+            &[pod("linkerd-1", Some("destination"), 120_000_000)],
+            UsageFormat::Csv,
+        );
         assert_eq!(
             out,
             "run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes\n\
@@ -537,8 +566,12 @@ mod tests {
 
     #[test]
     fn empty_outputs_are_valid_documents() {
-        assert_eq!(write_pods(&[], UsageFormat::Csv), format!("{}\n", POD_COLUMNS.join(",")));
-        let json: serde_json::Value = serde_json::from_str(&write_pods(&[], UsageFormat::Json)).unwrap();
+        assert_eq!(
+            write_pods(&[], UsageFormat::Csv),
+            format!("{}\n", POD_COLUMNS.join(","))
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&write_pods(&[], UsageFormat::Json)).unwrap();
         assert_eq!(json["schema"], "meshbench/pod-usage/v1");
         assert_eq!(json["rows"], serde_json::json!([]));
         assert_eq!(write_pods(&[], UsageFormat::Ndjson), "");
@@ -604,8 +637,12 @@ mod tests {
                    r,,ns,p,,1.5,10,0\n";
         let rows = read_pod_csv(csv.as_bytes()).unwrap();
         assert_eq!(rows[0].cpu_millicores, Cpu::from_nanocores(1_500_000));
-        assert!(matches!(read_node_csv(csv.as_bytes()), Err(ReadError::Header { .. })));
-        let bad = "run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes\nr,,ns,p,,lots,10\n";
+        assert!(matches!(
+            read_node_csv(csv.as_bytes()),
+            Err(ReadError::Header { .. })
+        ));
+        let bad =
+            "run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes\nr,,ns,p,,lots,10\n";
         let err = read_pod_csv(bad.as_bytes()).unwrap_err().to_string();
         assert!(err.starts_with("line 2:"), "{err}");
     }

@@ -1,0 +1,347 @@
+//! top-parse: `kubectl top` text or metrics-API JSON in, resource-usage rows in base units out.
+//!
+//! Replaces the parsing half of the seed's `parse-benchmark-results.py`. Inputs are recognised by
+//! content (a JSON object, or a `kubectl top` header); rows stream to the writer from
+//! `meshbench-formats`, so memory stays flat whatever the input size. Totals and comparisons are
+//! `compare`'s job, not this tool's.
+
+use std::io::{self, BufRead};
+
+use clap::Parser;
+use jiff::Timestamp;
+use meshbench_cli::{Failure, Input, LogArgs, Output};
+use meshbench_formats::usage::{NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter};
+
+mod metrics_api;
+pub mod text;
+
+pub use text::Layout;
+
+const EXAMPLES: &str = "\
+Examples:
+  # A snapshot of every container, as rows in base units (CSV on stdout)
+  kubectl top pods -A --containers | top-parse --run linkerd-1 --timestamp now
+
+  # Node usage, from a file saved by the benchmark driver
+  top-parse --run istio-1 -o istio-nodes.csv istio-node-metrics.txt
+
+  # The metrics API directly, keeping nanocore precision and its own timestamps
+  kubectl get --raw /apis/metrics.k8s.io/v1beta1/pods | top-parse --run none-1 -f ndjson
+
+  # Output saved with --no-headers: say which layout it is
+  top-parse --layout containers-all-namespaces snapshot.txt
+
+  # The pipeline: snapshots per arm, then the verdict table
+  top-parse --run linkerd-1 -o runs/linkerd/1/pods.csv linkerd-pods.txt
+  compare --arm linkerd=runs/linkerd --arm istio=runs/istio";
+
+/// Output encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A header row, then one row per line (docs/formats.md)
+    Csv,
+    /// One document: {"schema": …, "rows": [...]}
+    Json,
+    /// One JSON object per row, each with its schema
+    Ndjson,
+}
+
+impl From<Format> for UsageFormat {
+    fn from(f: Format) -> UsageFormat {
+        match f {
+            Format::Csv => UsageFormat::Csv,
+            Format::Json => UsageFormat::Json,
+            Format::Ndjson => UsageFormat::Ndjson,
+        }
+    }
+}
+
+/// Turn `kubectl top` output into resource-usage rows in base units.
+///
+/// Reads `kubectl top pod` (plain, -A, --containers, -A --containers, with or without --sum),
+/// `kubectl top node` (any kubectl version) or metrics.k8s.io/v1beta1 JSON, detected from the
+/// content. Writes pod rows (run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes)
+/// or node rows (run,timestamp,node,cpu_millicores,cpu_percent,memory_bytes,memory_percent).
+#[derive(Debug, Parser)]
+#[command(name = "top-parse", version, after_long_help = EXAMPLES, after_help = "Run with --help for examples.")]
+pub struct Args {
+    /// Files to read, all of one kind (pods or nodes); `-` is stdin.
+    #[arg(value_name = "INPUT", default_value = "-")]
+    pub inputs: Vec<String>,
+
+    /// Where to write; a file appears only once complete. `-` is stdout.
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    pub output: String,
+
+    /// Output encoding.
+    #[arg(short, long, value_enum, default_value_t = Format::Csv)]
+    pub format: Format,
+
+    /// Label written in the `run` column of every row; compare groups rows by it.
+    #[arg(long, value_name = "LABEL", default_value = "")]
+    pub run: String,
+
+    /// Timestamp for rows whose source has none (kubectl top text): RFC 3339, or `now`.
+    /// Metrics-API JSON keeps its own timestamps.
+    #[arg(long, value_name = "TIME", value_parser = text::parse_timestamp)]
+    pub timestamp: Option<Timestamp>,
+
+    /// The layout of header-less (`--no-headers`) text; checked against the header if there is one.
+    #[arg(long, value_enum)]
+    pub layout: Option<Layout>,
+
+    /// Warn about lines that do not fit the layout and go on, as the original script did,
+    /// instead of failing on the first.
+    #[arg(long)]
+    pub skip_bad_lines: bool,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// Everything that can go wrong; each message names the input and, where there is one, the line.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{input}: cannot read: {source}")]
+    Read {
+        input: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "{input}: empty input: expected kubectl top output or metrics API JSON (kubectl top \
+         prints nothing on stdout when it has no metrics; see its stderr)"
+    )]
+    Empty { input: String },
+    #[error(
+        "{input}:{line}: binary data (a NUL byte or invalid UTF-8): expected kubectl top text or \
+         metrics API JSON"
+    )]
+    Binary { input: String, line: u64 },
+    #[error("{input}:{line}: {problem}\n  | {text}")]
+    BadLine {
+        input: String,
+        line: u64,
+        text: String,
+        problem: String,
+    },
+    #[error("{input}:{line}:{column}: invalid JSON")]
+    Json {
+        input: String,
+        line: u64,
+        column: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{input}: {problem}")]
+    BadJson { input: String, problem: String },
+    #[error(
+        "{input} holds {} metrics but earlier inputs hold {} metrics: one output holds one kind, \
+         so run top-parse once per kind",
+        found.noun(), expected.noun()
+    )]
+    MixedKinds {
+        input: String,
+        expected: UsageKind,
+        found: UsageKind,
+    },
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot write the output")]
+    Write(#[source] io::Error),
+}
+
+impl Failure for Error {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The labels every row of a run carries.
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    pub run: String,
+    /// For sources without timestamps of their own.
+    pub timestamp: Option<Timestamp>,
+}
+
+/// One parsed row, borrowing from the input line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Row<'a> {
+    Pod(PodUsageRow<&'a str>),
+    Node(NodeUsageRow<&'a str>),
+}
+
+impl Row<'_> {
+    pub fn kind(&self) -> UsageKind {
+        match self {
+            Row::Pod(_) => UsageKind::Pods,
+            Row::Node(_) => UsageKind::Nodes,
+        }
+    }
+}
+
+/// How to read inputs.
+#[derive(Debug, Clone, Default)]
+pub struct ParseOptions {
+    pub labels: Labels,
+    pub layout: Option<Layout>,
+    pub skip_bad_lines: bool,
+}
+
+/// What one input held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputReport {
+    pub kind: UsageKind,
+    pub rows: u64,
+    pub skipped: u64,
+}
+
+/// Parses one input, whatever its kind, calling `emit` for each row in input order.
+pub fn parse_input(
+    name: &str,
+    mut input: impl BufRead,
+    opts: &ParseOptions,
+    emit: &mut dyn FnMut(Row<'_>) -> Result<()>,
+) -> Result<InputReport> {
+    let read_err = |source| Error::Read {
+        input: name.to_owned(),
+        source,
+    };
+    // The first non-blank line decides what this is.
+    let mut first = Vec::with_capacity(256);
+    let mut line_no = 0;
+    loop {
+        first.clear();
+        if input.read_until(b'\n', &mut first).map_err(read_err)? == 0 {
+            return Err(Error::Empty {
+                input: name.to_owned(),
+            });
+        }
+        line_no += 1;
+        if line_no == 1 && first.starts_with(b"\xEF\xBB\xBF") {
+            first.drain(..3);
+        }
+        if !first.iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+    }
+    if memchr::memchr(0, &first).is_some() || std::str::from_utf8(&first).is_err() {
+        return Err(Error::Binary {
+            input: name.to_owned(),
+            line: line_no,
+        });
+    }
+    let start = first
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    match first[start] {
+        b'{' => {
+            let mut bytes = first;
+            input.read_to_end(&mut bytes).map_err(read_err)?;
+            let (kind, rows) = metrics_api::parse(name, &bytes, &opts.labels, emit)?;
+            Ok(InputReport {
+                kind,
+                rows,
+                skipped: 0,
+            })
+        }
+        b'[' => Err(Error::BadJson {
+            input: name.to_owned(),
+            problem: "a JSON array: expected a metrics API object such as a PodMetricsList"
+                .to_owned(),
+        }),
+        _ => {
+            let text_opts = text::TextOptions {
+                name,
+                layout: opts.layout,
+                skip_bad_lines: opts.skip_bad_lines,
+                labels: &opts.labels,
+            };
+            let trimmed = first.strip_suffix(b"\n").unwrap_or(&first);
+            let report = text::parse(&text_opts, trimmed, line_no, input, emit)?;
+            Ok(InputReport {
+                kind: report.layout.kind(),
+                rows: report.rows,
+                skipped: report.skipped,
+            })
+        }
+    }
+}
+
+/// Runs top-parse: every input, in order, into one output.
+pub fn run(args: Args) -> Result<()> {
+    let opts = ParseOptions {
+        labels: Labels {
+            run: args.run,
+            timestamp: args.timestamp,
+        },
+        layout: args.layout,
+        skip_bad_lines: args.skip_bad_lines,
+    };
+    let out = Output::create(&args.output).map_err(|source| Error::Create {
+        path: args.output.clone(),
+        source,
+    })?;
+    let format = UsageFormat::from(args.format);
+    // The writer is made when the first input tells what kind of rows this run writes.
+    let mut out = Some(out);
+    let mut writer: Option<UsageWriter<Output>> = None;
+    let mut make_writer =
+        |kind| UsageWriter::new(out.take().expect("one writer per run"), format, kind);
+    let mut skipped = 0;
+    let inputs = if args.inputs.is_empty() {
+        vec!["-".to_owned()]
+    } else {
+        args.inputs
+    };
+    for arg in &inputs {
+        let input = Input::from_arg(arg);
+        let name = input.to_string();
+        let reader = input.open().map_err(|source| Error::Read {
+            input: name.clone(),
+            source,
+        })?;
+        let mut emit = |row: Row<'_>| -> Result<()> {
+            let w = writer.get_or_insert_with(|| make_writer(row.kind()));
+            let written = match (&row, w.kind()) {
+                (Row::Pod(p), UsageKind::Pods) => w.write_pod(p),
+                (Row::Node(n), UsageKind::Nodes) => w.write_node(n),
+                (_, expected) => {
+                    return Err(Error::MixedKinds {
+                        input: name.clone(),
+                        expected,
+                        found: row.kind(),
+                    });
+                }
+            };
+            written.map_err(Error::Write)
+        };
+        let report = parse_input(&name, reader, &opts, &mut emit)?;
+        match &writer {
+            Some(w) if w.kind() != report.kind => {
+                return Err(Error::MixedKinds {
+                    input: name,
+                    expected: w.kind(),
+                    found: report.kind,
+                });
+            }
+            Some(_) => {}
+            None => writer = Some(make_writer(report.kind)),
+        }
+        skipped += report.skipped;
+        tracing::info!("{name}: {} {} rows", report.rows, report.kind.noun());
+    }
+    if skipped > 0 {
+        tracing::warn!("skipped {skipped} bad lines (--skip-bad-lines)");
+    }
+    // Every input was read, so a writer exists.
+    let writer = writer.expect("at least one input");
+    writer
+        .finish()
+        .and_then(Output::commit)
+        .map_err(Error::Write)
+}

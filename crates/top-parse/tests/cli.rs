@@ -1,0 +1,313 @@
+//! The built binary on the fixtures in `fixtures/kubectl-top/`, compared with golden files in
+//! `tests/golden/`. Regenerate the golden files, after checking the difference is intended, with
+//! `UPDATE_GOLDEN=1 cargo test -p top-parse --test cli`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> String {
+    format!("fixtures/kubectl-top/{name}")
+}
+
+/// Runs top-parse from the repository root.
+fn top_parse(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run top-parse");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 creates it)", path.display()));
+    assert_eq!(actual, expected, "output differs from {}", path.display());
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = top_parse(args, b"");
+    assert!(out.status.success(), "{args:?} failed: {}", stderr(&out));
+    stdout(&out)
+}
+
+const LABELS: [&str; 4] = ["--run", "linkerd-1", "--timestamp", "2026-11-26T08:00:00Z"];
+
+#[test]
+fn every_layout_matches_its_golden_file() {
+    for (input, extra) in [
+        ("pods.txt", &[][..]),
+        ("pods-all-namespaces.txt", &[][..]),
+        ("pods-all-namespaces-sum.txt", &[][..]),
+        ("containers.txt", &[][..]),
+        ("containers-all-namespaces.txt", &[][..]),
+        (
+            "containers-all-namespaces-no-headers.txt",
+            &["--layout", "containers-all-namespaces"][..],
+        ),
+        ("nodes.txt", &[][..]),
+        ("nodes-pre-1.23.txt", &[][..]),
+        ("nodes-swap.txt", &[][..]),
+        ("misaligned.txt", &[][..]),
+        ("metrics-pods.json", &[][..]),
+        ("metrics-nodes.json", &[][..]),
+    ] {
+        let path = fixture(input);
+        let mut args = vec![path.as_str()];
+        args.extend_from_slice(&LABELS);
+        args.extend_from_slice(extra);
+        let name = input.rsplit_once('.').unwrap().0;
+        golden(&format!("{name}.csv"), &ok(&args));
+    }
+}
+
+#[test]
+fn json_and_ndjson_outputs() {
+    let input = fixture("containers-all-namespaces.txt");
+    let mut args = vec![input.as_str(), "-f", "json"];
+    args.extend_from_slice(&LABELS);
+    let json = ok(&args);
+    golden("containers-all-namespaces.json", &json);
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["schema"], "meshbench/pod-usage/v1");
+    assert_eq!(doc["rows"].as_array().unwrap().len(), 18);
+
+    let input = fixture("metrics-nodes.json");
+    let nd = ok(&[input.as_str(), "-f", "ndjson"]);
+    golden("metrics-nodes.ndjson", &nd);
+    for line in nd.lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(row["schema"], "meshbench/node-usage/v1");
+    }
+}
+
+#[test]
+fn stdin_and_several_inputs() {
+    let text = std::fs::read(root().join(fixture("pods.txt"))).unwrap();
+    let out = top_parse(&["-"], &text);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 4);
+    // No argument also means stdin.
+    assert_eq!(stdout(&top_parse(&[], &text)), stdout(&out));
+
+    // Several inputs of one kind: rows of all, one header.
+    let a = fixture("pods.txt");
+    let b = fixture("containers.txt");
+    let both = ok(&[a.as_str(), b.as_str()]);
+    assert_eq!(both.lines().count(), 1 + 3 + 8);
+    assert_eq!(both.matches("run,timestamp").count(), 1);
+}
+
+#[test]
+fn metrics_api_keeps_precision_and_its_own_timestamps() {
+    let input = fixture("metrics-pods.json");
+    let csv = ok(&[input.as_str(), "--timestamp", "2000-01-01T00:00:00Z"]);
+    assert!(csv.contains(",2026-11-26T07:59:52Z,linkerd,linkerd-destination-6d9b8c7f5-h2xkp,destination,30.122871,62914560\n"), "{csv}");
+    // 2748180Ki in bytes
+    assert!(csv.contains(",nginx,0,2814136320\n"), "{csv}");
+    assert!(!csv.contains("2000-01-01"));
+}
+
+#[test]
+fn output_file_is_complete_or_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("rows.csv");
+    let target_arg = target.to_str().unwrap();
+
+    let good = fixture("pods.txt");
+    let out = top_parse(&[good.as_str(), "-o", target_arg], b"");
+    assert!(out.status.success());
+    assert!(stdout(&out).is_empty());
+    let before = std::fs::read_to_string(&target).unwrap();
+    assert_eq!(before.lines().count(), 4);
+
+    // A bad second input: the error names it and the old file stays as it was.
+    let bad = fixture("bad/short-line.txt");
+    let out = top_parse(&[good.as_str(), bad.as_str(), "-o", target_arg], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), before);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "temporary file left behind"
+    );
+
+    let fresh = dir.path().join("fresh.csv");
+    let out = top_parse(&[bad.as_str(), "-o", fresh.to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!fresh.exists());
+}
+
+/// Runs a bad input and returns stderr, checking for exit code 1 and no panic.
+fn fails(args: &[&str]) -> String {
+    let out = top_parse(args, b"");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.starts_with("top-parse: error: "), "{err}");
+    err
+}
+
+#[test]
+fn bad_lines_name_file_line_and_expectation() {
+    let input = fixture("bad/short-line.txt");
+    let err = fails(&[input.as_str()]);
+    assert!(err.contains("bad/short-line.txt:3: expected 4 columns (NAMESPACE NAME CPU(cores) MEMORY(bytes)), found 3"), "{err}");
+    assert!(err.contains("| kube-system coredns-2   3m"), "{err}");
+}
+
+#[test]
+fn skip_bad_lines_warns_counts_and_goes_on() {
+    let input = fixture("bad/short-line.txt");
+    let out = top_parse(&[input.as_str(), "--skip-bad-lines"], b"");
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).lines().count(), 3);
+    let err = stderr(&out);
+    assert!(err.contains("short-line.txt:3: skipped"), "{err}");
+    assert!(err.contains("skipped 1 bad lines"), "{err}");
+}
+
+#[test]
+fn each_kind_of_bad_input_has_its_own_message() {
+    for (input, expected) in [
+        ("bad/empty.txt", "empty input"),
+        ("bad/blank.txt", "empty input"),
+        ("bad/nul-byte.txt", "nul-byte.txt:2: binary data"),
+        ("bad/image.png", "image.png:1: binary data"),
+        ("bad/unknown-column.txt", "unknown column \"GPU(cores)\""),
+        ("bad/out-of-range.txt", "out of the supported range"),
+        ("bad/bad-quantity.txt", "expected 3 columns"),
+        ("bad/metrics-unavailable.txt", "this is a kubectl message"),
+        ("bad/truncated.json", "truncated.json:1:"),
+        (
+            "bad/status.json",
+            "error Status (Failure): the server could not find",
+        ),
+        (
+            "bad/two-tables.txt",
+            "two-tables.txt:3: a second header line",
+        ),
+        ("does-not-exist.txt", "does-not-exist.txt: cannot read"),
+    ] {
+        let path = if input.starts_with("bad/") {
+            fixture(input)
+        } else {
+            input.to_owned()
+        };
+        let err = fails(&[path.as_str()]);
+        assert!(
+            err.contains(expected),
+            "{input}: expected {expected:?} in: {err}"
+        );
+    }
+}
+
+#[test]
+fn layout_flag_is_checked_against_the_header() {
+    let input = fixture("pods.txt");
+    let err = fails(&[input.as_str(), "--layout", "nodes"]);
+    assert!(err.contains("--layout says Nodes"), "{err}");
+    let input = fixture("containers-all-namespaces-no-headers.txt");
+    let err = fails(&[input.as_str()]);
+    assert!(err.contains("pass --layout"), "{err}");
+    let err = fails(&[input.as_str(), "--layout", "pods"]);
+    assert!(err.contains("expected 3 columns"), "{err}");
+}
+
+#[test]
+fn sum_footer_is_checked_not_emitted() {
+    let input = fixture("pods-all-namespaces-sum.txt");
+    let out = top_parse(&[input.as_str()], b"");
+    assert!(out.status.success());
+    assert!(!stdout(&out).contains("________"));
+    assert_eq!(stdout(&out).lines().count(), 11);
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+
+    let input = fixture("bad/sum-mismatch.txt");
+    let out = top_parse(&[input.as_str()], b"");
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("sum-mismatch.txt:5: the --sum footer (90m / 20Mi) does not match the 2 rows"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mixed_kinds_are_refused() {
+    let a = fixture("pods.txt");
+    let b = fixture("nodes.txt");
+    let err = fails(&[a.as_str(), b.as_str()]);
+    assert!(
+        err.contains("holds node metrics but earlier inputs hold pod metrics"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_shows_the_pipeline() {
+    let out = top_parse(&["--no-such-flag"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let out = top_parse(&["--timestamp", "yesterday"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("RFC 3339"));
+
+    let help = ok(&["--help"]);
+    let examples = help.split("Examples:").nth(1).expect("an Examples block");
+    assert!(examples.contains("kubectl top pods -A --containers | top-parse"));
+    assert!(examples.contains("compare --arm"));
+    assert!(
+        help.trim_end()
+            .ends_with("compare --arm linkerd=runs/linkerd --arm istio=runs/istio")
+    );
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    // `top-parse big.txt | head -1`: the pipe closes early; exit quietly with 0.
+    let mut text = String::from("NAME CPU(cores) MEMORY(bytes)\n");
+    for i in 0..200_000 {
+        text.push_str(&format!("pod-{i} 1m 1Mi\n"));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(text.as_bytes());
+    });
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+}
