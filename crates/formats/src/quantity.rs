@@ -81,6 +81,12 @@ impl Quantity {
 
     /// The value in whole units, rounded up (towards +∞), as `Quantity.Value()` does.
     pub fn value_ceil(self) -> i128 {
+        // i64 division is several times cheaper than i128's, and covers everything below
+        // 9.2 × 10⁹ units (8.6 GiB of memory): the common case on top-parse's hot path.
+        if let Ok(n) = i64::try_from(self.nanos) {
+            let whole = n.div_euclid(1_000_000_000) + i64::from(n.rem_euclid(1_000_000_000) != 0);
+            return i128::from(whole);
+        }
         self.nanos.div_euclid(NANO) + i128::from(self.nanos.rem_euclid(NANO) != 0)
     }
 
@@ -119,7 +125,35 @@ impl Fault {
     }
 }
 
+/// The forms `kubectl top` and metrics-server print (`250m`, `180Mi`, `329087452n`, `2748180Ki`,
+/// `2`), up to 18 digits: exact in u64/i128 without the general path's scaling.
+fn parse_common(s: &[u8]) -> Option<Quantity> {
+    let digits = s.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 18 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in &s[..digits] {
+        v = v * 10 + u64::from(b - b'0');
+    }
+    let v = i128::from(v);
+    let nanos = match &s[digits..] {
+        b"m" => v * 1_000_000,
+        b"n" => v,
+        b"" => v * NANO,
+        b"u" => v * 1_000,
+        b"Ki" => ((v << 10) * NANO).min(MAX_BINARY_NANOS),
+        b"Mi" => ((v << 20) * NANO).min(MAX_BINARY_NANOS),
+        b"Gi" => ((v << 30) * NANO).min(MAX_BINARY_NANOS),
+        _ => return None,
+    };
+    Some(Quantity { nanos })
+}
+
 fn parse_bytes(s: &[u8]) -> Result<Quantity, Fault> {
+    if let Some(q) = parse_common(s) {
+        return Ok(q);
+    }
     if s.is_empty() {
         return Err(Fault::Empty);
     }
@@ -551,6 +585,13 @@ mod tests {
         #[test]
         fn never_panics_on_quantity_like_strings(s in "[+-]?[0-9]{0,45}(\\.[0-9]{0,45})?([numkMGTPE]|[KMGTPE]i|[eE][+-]?[0-9]{1,12})?") {
             let _ = Quantity::parse(&s);
+        }
+
+        #[test]
+        fn common_forms_agree_with_the_general_path(v in 0u64..1_000_000_000_000_000_000, suffix in prop::sample::select(vec!["m", "n", "", "u", "Ki", "Mi", "Gi"])) {
+            let text = format!("{v}{suffix}");
+            // A leading `+` skips the fast path.
+            prop_assert_eq!(n(&text), n(&format!("+{text}")));
         }
 
         #[test]

@@ -160,40 +160,110 @@ fn parse_header(tokens: &[&[u8]]) -> Result<Option<Header>, String> {
 }
 
 /// Splits a line on runs of ASCII whitespace into at most `out.len()` tokens; returns how many
-/// tokens the line has (which may exceed `out.len()`).
-fn split<'a>(line: &'a [u8], out: &mut [&'a [u8]; 8]) -> usize {
+/// tokens the line has (which may exceed `out.len()`). Whitespace is ASCII, so every cut is on a
+/// character boundary.
+fn split<'a>(line: &'a str, out: &mut [&'a str; 8]) -> usize {
+    let bytes = line.as_bytes();
     let mut count = 0;
     let mut i = 0;
-    let n = line.len();
+    let n = bytes.len();
     while i < n {
-        while i < n && line[i].is_ascii_whitespace() {
-            i += 1;
-        }
+        i = skip_spaces(bytes, i);
         if i == n {
             break;
         }
         let start = i;
-        while i < n && !line[i].is_ascii_whitespace() {
-            i += 1;
-        }
+        i = skip_token(bytes, i);
         if count < out.len() {
-            out[count] = &line[start..i];
+            out[count] = line.get(start..i).unwrap_or_default();
         }
         count += 1;
     }
     count
 }
 
+/// Eight bytes at `i`, if there are eight.
+fn word(bytes: &[u8], i: usize) -> Option<u64> {
+    bytes
+        .get(i..i + 8)
+        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+}
+
+const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// The end of the whitespace run at `i`. kubectl pads with spaces, so spaces are skipped a word
+/// at a time, stopping at the first other byte; tabs and CRs are then taken byte by byte.
+fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word(bytes, i) {
+        let others = w ^ SPACES;
+        if others != 0 {
+            i += (others.trailing_zeros() / 8) as usize;
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the token at `i`: the next byte that is ASCII whitespace. A word at a time, it
+/// stops at the first byte below 0x21 or above 0x7f (the subtraction's borrow can only mark
+/// lanes above a real one, so the lowest mark is exact); the byte loop then decides.
+fn skip_token(bytes: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word(bytes, i) {
+        let marks = (w.wrapping_sub(ONES * 0x21) | w) & HIGHS;
+        if marks != 0 {
+            i += (marks.trailing_zeros() / 8) as usize;
+            break;
+        }
+        i += 8;
+    }
+    while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    i
+}
+
 fn utf8(token: &[u8]) -> Result<&str, String> {
-    std::str::from_utf8(token).map_err(|_| "invalid UTF-8 (is this a text file?)".to_owned())
+    std::str::from_utf8(token).map_err(|_| {
+        format!(
+            "invalid UTF-8 in {:?}: is this a text file?",
+            String::from_utf8_lossy(token)
+        )
+    })
 }
 
 fn quantity(token: &[u8], what: &str) -> Result<Quantity, String> {
-    let text = utf8(token)?;
-    Quantity::parse(text).map_err(|e| format!("{what}: {e}"))
+    Quantity::parse(utf8(token)?).map_err(|e| format!("{what}: {e}"))
+}
+
+/// Digits then `suffix`, up to 12 digits (so that scaling by 10⁶ or 2²⁰ cannot overflow an i64
+/// or u64): the forms kubectl top prints (`250m`, `180Mi`). Anything else takes the general
+/// parser.
+fn kubectl_number(token: &[u8], suffix: &[u8]) -> Option<u64> {
+    let digits = token.strip_suffix(suffix)?;
+    if digits.is_empty() || digits.len() > 12 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(b - b'0');
+    }
+    Some(v)
 }
 
 fn cpu(token: &[u8]) -> Result<Cpu, String> {
+    if let Some(millicores) = kubectl_number(token, b"m") {
+        // < 10^12 millicores: fits an i64 of nanocores
+        return Ok(Cpu::from_nanocores((millicores * 1_000_000) as i64));
+    }
     let q = quantity(token, "CPU")?;
     Cpu::from_quantity(q).ok_or_else(|| {
         format!(
@@ -204,6 +274,9 @@ fn cpu(token: &[u8]) -> Result<Cpu, String> {
 }
 
 fn memory(token: &[u8]) -> Result<u64, String> {
+    if let Some(mebibytes) = kubectl_number(token, b"Mi") {
+        return Ok(mebibytes << 20);
+    }
     let q = quantity(token, "memory")?;
     u64::try_from(q.value_ceil()).map_err(|_| {
         format!(
@@ -214,19 +287,17 @@ fn memory(token: &[u8]) -> Result<u64, String> {
 }
 
 fn percent(token: &[u8]) -> Result<u32, String> {
+    let shown = || String::from_utf8_lossy(token);
     let digits = token.strip_suffix(b"%").unwrap_or_default();
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return Err(format!(
             "expected a percentage such as 42% or <unknown>, found {:?}",
-            String::from_utf8_lossy(token)
+            shown()
         ));
     }
-    utf8(digits)?.parse().map_err(|_| {
-        format!(
-            "percentage {:?} is out of range",
-            String::from_utf8_lossy(token)
-        )
-    })
+    utf8(digits)?
+        .parse()
+        .map_err(|_| format!("percentage {:?} is out of range", shown()))
 }
 
 fn unknown_or<T>(
@@ -281,29 +352,278 @@ const KUBECTL_MESSAGES: [&str; 4] = [
     "error:",
 ];
 
+/// One table being read: its header and where the reader is in it.
+struct Table<'o> {
+    opts: &'o TextOptions<'o>,
+    header: Header,
+    state: State,
+    totals: Totals,
+    report: TextReport,
+    /// The line being read, for messages.
+    line_no: u64,
+}
+
+impl<'o> Table<'o> {
+    fn error(&self, line: u64, text: &[u8], problem: String) -> Error {
+        Error::BadLine {
+            input: self.opts.name.to_owned(),
+            line,
+            text: String::from_utf8_lossy(text).trim_end().to_owned(),
+            problem,
+        }
+    }
+
+    /// Reads one line: a row is passed to `emit`; a bad line is an error, or with
+    /// `--skip-bad-lines` a warning.
+    fn line(
+        &mut self,
+        line_no: u64,
+        line: &str,
+        emit: &mut dyn FnMut(Row<'_>) -> crate::Result<()>,
+    ) -> Result<(), Error> {
+        self.line_no = line_no;
+        match self.row(line) {
+            Ok(Some(row)) => {
+                emit(row)?;
+                self.report.rows += 1;
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(problem) if self.opts.skip_bad_lines => {
+                self.report.skipped += 1;
+                tracing::warn!(
+                    "{}:{line_no}: skipped: {problem}: {}",
+                    self.opts.name,
+                    line.trim_end()
+                );
+                Ok(())
+            }
+            Err(problem) => Err(self.error(line_no, line.as_bytes(), problem)),
+        }
+    }
+
+    /// Interprets one line: `Ok(None)` for blank and footer lines.
+    fn row<'l>(&mut self, line: &'l str) -> Result<Option<Row<'l>>, String>
+    where
+        'o: 'l,
+    {
+        let mut tokens: [&str; 8] = [""; 8];
+        let n = split(line, &mut tokens);
+        if n == 0 {
+            return Ok(None);
+        }
+        let Header { layout, swap } = self.header;
+        if self.state == State::Done {
+            return Err("unexpected line after the --sum totals".to_owned());
+        }
+        if n <= 8 && tokens[..n].iter().all(|t| t.bytes().all(|b| b == b'_')) {
+            if layout.kind() == UsageKind::Nodes {
+                return Err("a --sum footer in `kubectl top node` output".to_owned());
+            }
+            if self.state != State::Rows {
+                return Err("a second --sum separator".to_owned());
+            }
+            self.state = State::SumSeparator;
+            return Ok(None);
+        }
+        if self.state == State::SumSeparator {
+            let expected = layout.resource_columns(swap);
+            if n != expected {
+                return Err(format!(
+                    "expected the --sum totals ({expected} values) after the ________ line, \
+                     found {n} values"
+                ));
+            }
+            self.check_sum(tokens[0].as_bytes(), tokens[1].as_bytes())?;
+            self.state = State::Done;
+            return Ok(None);
+        }
+        if column(tokens[0].as_bytes()).is_some() {
+            return Err("a second header line: one `kubectl top` table per file".to_owned());
+        }
+        let names = layout.name_columns();
+        let width = names + layout.resource_columns(swap);
+        if n != width {
+            return Err(format!(
+                "expected {width} columns ({}{}), found {n}",
+                layout.header(),
+                if swap { " + SWAP" } else { "" }
+            ));
+        }
+        let labels = self.opts.labels;
+        let mut resources: [&[u8]; 6] = [&[]; 6];
+        for (cell, token) in resources.iter_mut().zip(&tokens[names..n]) {
+            *cell = token.as_bytes();
+        }
+        if layout == Layout::Nodes {
+            let row = NodeUsageRow {
+                run: labels.run.as_str(),
+                timestamp: labels.timestamp,
+                node: tokens[0],
+                cpu_millicores: unknown_or(resources[0], cpu)?,
+                cpu_percent: unknown_or(resources[1], percent)?,
+                memory_bytes: unknown_or(resources[2], memory)?,
+                memory_percent: unknown_or(resources[3], percent)?,
+            };
+            if swap {
+                unknown_or(resources[4], memory)?;
+                unknown_or(resources[5], percent)?;
+            }
+            return Ok(Some(Row::Node(row)));
+        }
+        let (namespace, pod, container) = match layout {
+            Layout::Pods => (None, tokens[0], None),
+            Layout::PodsAllNamespaces => (Some(tokens[0]), tokens[1], None),
+            Layout::Containers => (None, tokens[0], Some(tokens[1])),
+            _ => (Some(tokens[0]), tokens[1], Some(tokens[2])),
+        };
+        if resources.contains(&&b"<unknown>"[..]) {
+            return Err("<unknown> in a pod row: kubectl prints it only for nodes".to_owned());
+        }
+        let cpu_value = cpu(resources[0])?;
+        let memory_value = memory(resources[1])?;
+        if swap {
+            memory(resources[2])?;
+        }
+        self.totals.rows += 1;
+        self.totals.cpu_nanocores += i128::from(cpu_value.nanocores());
+        self.totals.memory_bytes += i128::from(memory_value);
+        Ok(Some(Row::Pod(PodUsageRow {
+            run: labels.run.as_str(),
+            timestamp: labels.timestamp,
+            namespace,
+            pod,
+            container,
+            cpu_millicores: cpu_value,
+            memory_bytes: memory_value,
+        })))
+    }
+
+    /// Compares kubectl's `--sum` totals with the rows, allowing for its rounding: it sums exact
+    /// quantities and rounds once, while each printed row was rounded (CPU up, memory down).
+    fn check_sum(&self, cpu_total: &[u8], memory_total: &[u8]) -> Result<(), String> {
+        let footer_cpu = i128::from(cpu(cpu_total)?.nanocores());
+        let footer_memory = i128::from(memory(memory_total)?);
+        let totals = &self.totals;
+        let rows = i128::from(totals.rows.max(1));
+        let cpu_ok = (footer_cpu - totals.cpu_nanocores).abs() <= rows * 1_000_000;
+        let memory_ok = (footer_memory - totals.memory_bytes).abs() <= rows * (1 << 20);
+        if !(cpu_ok && memory_ok) {
+            tracing::warn!(
+                "{}:{}: the --sum footer ({} / {}) does not match the {} rows above it \
+                 ({}m / {} bytes), beyond kubectl's rounding of 1m and 1Mi per row",
+                self.opts.name,
+                self.line_no,
+                String::from_utf8_lossy(cpu_total),
+                String::from_utf8_lossy(memory_total),
+                totals.rows,
+                Cpu::from_nanocores(i64::try_from(totals.cpu_nanocores).unwrap_or(i64::MAX)),
+                totals.memory_bytes,
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Calls `each` with every line of `input` (without its `\n`) and its number, scanning a large
+/// buffer in place rather than copying line by line. The complete lines of each chunk are checked
+/// for NUL bytes and UTF-8 at once, which is what makes the check cheap; only a failing chunk is
+/// searched line by line, for the message. Memory: the buffer, or the longest line.
+fn for_each_line(
+    mut input: impl BufRead,
+    mut line_no: u64,
+    mut each: impl FnMut(u64, &str) -> Result<(), Error>,
+    name: &str,
+) -> Result<(), Error> {
+    const CHUNK: usize = 1 << 20;
+    let binary = |line| Error::Binary {
+        input: name.to_owned(),
+        line,
+    };
+    let mut buf = vec![0u8; CHUNK];
+    let mut filled = 0;
+    loop {
+        let read = loop {
+            match input.read(&mut buf[filled..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(Error::Read {
+                        input: name.to_owned(),
+                        source,
+                    });
+                }
+            }
+        };
+        filled += read;
+        // Complete lines, or at the end of input everything that is left.
+        let complete = if read == 0 {
+            filled
+        } else {
+            memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |i| i + 1)
+        };
+        let chunk = &buf[..complete];
+        let text = match std::str::from_utf8(chunk) {
+            Ok(text) if memchr::memchr(0, chunk).is_none() => text,
+            _ => {
+                // Name the first bad line.
+                let mut no = line_no;
+                for line in chunk.split(|&b| b == b'\n') {
+                    no += 1;
+                    if memchr::memchr(0, line).is_some() || std::str::from_utf8(line).is_err() {
+                        return Err(binary(no));
+                    }
+                }
+                return Err(binary(line_no + 1));
+            }
+        };
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', chunk) {
+            line_no += 1;
+            each(line_no, text.get(start..end).unwrap_or_default())?;
+            start = end + 1;
+        }
+        if start < complete {
+            // The last line, without a newline at the end of input.
+            line_no += 1;
+            each(line_no, text.get(start..complete).unwrap_or_default())?;
+        }
+        if read == 0 {
+            return Ok(());
+        }
+        buf.copy_within(complete..filled, 0);
+        filled -= complete;
+        if filled == buf.len() {
+            // One line longer than the buffer: grow rather than split it.
+            buf.resize(buf.len() * 2, 0);
+        }
+    }
+}
+
 /// Parses one text input, calling `emit` for every row. `first` is the first non-blank line,
 /// already read (without its line terminator), at line number `first_no`.
 pub(crate) fn parse(
     opts: &TextOptions<'_>,
     first: &[u8],
     first_no: u64,
-    mut input: impl BufRead,
+    input: impl BufRead,
     emit: &mut dyn FnMut(Row<'_>) -> crate::Result<()>,
 ) -> Result<TextReport, Error> {
-    let line_error = |line: u64, text: &[u8], problem: String| Error::BadLine {
+    let line_error = |text: &[u8], problem: String| Error::BadLine {
         input: opts.name.to_owned(),
-        line,
+        line: first_no,
         text: String::from_utf8_lossy(text).trim_end().to_owned(),
         problem,
     };
-
-    let text = String::from_utf8_lossy(first);
+    let first_text = std::str::from_utf8(first).map_err(|_| Error::Binary {
+        input: opts.name.to_owned(),
+        line: first_no,
+    })?;
     if let Some(msg) = KUBECTL_MESSAGES
         .iter()
-        .find(|m| text.trim_start().starts_with(*m))
+        .find(|m| first_text.trim_start().starts_with(*m))
     {
         return Err(line_error(
-            first_no,
             first,
             format!(
                 "this is a kubectl message ({msg:?}), not a table: kubectl top found no \
@@ -312,16 +632,17 @@ pub(crate) fn parse(
         ));
     }
 
-    let mut first_tokens: [&[u8]; 8] = [&[]; 8];
-    let count = split(first, &mut first_tokens);
-    let parsed =
-        parse_header(&first_tokens[..count.min(8)]).map_err(|p| line_error(first_no, first, p))?;
-    // Without a header, the first line is already data.
-    let mut pending_first = parsed.is_none();
+    let mut first_tokens: [&str; 8] = [""; 8];
+    let count = split(first_text, &mut first_tokens);
+    let mut header_tokens: [&[u8]; 8] = [&[]; 8];
+    for (h, t) in header_tokens.iter_mut().zip(&first_tokens[..count.min(8)]) {
+        *h = t.as_bytes();
+    }
+    let parsed = parse_header(&header_tokens[..count.min(8)]).map_err(|p| line_error(first, p))?;
+    let first_is_data = parsed.is_none();
     let header = match (parsed, opts.layout) {
         (Some(h), Some(given)) if h.layout != given => {
             return Err(line_error(
-                first_no,
                 first,
                 format!(
                     "the header is kubectl's {:?} layout but --layout says {:?}",
@@ -336,11 +657,10 @@ pub(crate) fn parse(
         },
         (None, None) => {
             return Err(line_error(
-                first_no,
                 first,
-                "no header line (as in `kubectl top --no-headers` output), so the layout is unknown: four columns could be \
-                 `-A` or `--containers`, so pass --layout (pods, pods-all-namespaces, containers, \
-                 containers-all-namespaces or nodes)"
+                "no header line (as in `kubectl top --no-headers` output), so the layout is \
+                 unknown: four columns could be `-A` or `--containers`, so pass --layout (pods, \
+                 pods-all-namespaces, containers, containers-all-namespaces or nodes)"
                     .to_owned(),
             ));
         }
@@ -352,180 +672,31 @@ pub(crate) fn parse(
         );
     }
 
-    let layout = header.layout;
-    let names = layout.name_columns();
-    let width = names + layout.resource_columns(header.swap);
-    let mut report = TextReport {
-        layout,
-        rows: 0,
-        skipped: 0,
+    let mut table = Table {
+        opts,
+        header,
+        state: State::Rows,
+        totals: Totals::default(),
+        report: TextReport {
+            layout: header.layout,
+            rows: 0,
+            skipped: 0,
+        },
+        line_no: first_no,
     };
-    let mut totals = Totals::default();
-    let mut state = State::Rows;
-    let labels = opts.labels;
-
-    let mut buf = Vec::with_capacity(256);
-    let mut line_no = first_no;
-
-    loop {
-        let line: &[u8] = if pending_first {
-            pending_first = false;
-            first
-        } else {
-            buf.clear();
-            let read = input
-                .read_until(b'\n', &mut buf)
-                .map_err(|source| Error::Read {
-                    input: opts.name.to_owned(),
-                    source,
-                })?;
-            if read == 0 {
-                break;
-            }
-            line_no += 1;
-            &buf
-        };
-        if memchr::memchr(0, line).is_some() {
-            return Err(Error::Binary {
-                input: opts.name.to_owned(),
-                line: line_no,
-            });
-        }
-        let mut tokens: [&[u8]; 8] = [&[]; 8];
-        let n = split(line, &mut tokens);
-        if n == 0 {
-            continue;
-        }
-        let result = (|| -> Result<Option<Row<'_>>, String> {
-            if state == State::Done {
-                return Err("unexpected line after the --sum totals".to_owned());
-            }
-            if n <= 8 && tokens[..n].iter().all(|t| t.iter().all(|&b| b == b'_')) {
-                if layout.kind() == UsageKind::Nodes {
-                    return Err("a --sum footer in `kubectl top node` output".to_owned());
-                }
-                if state != State::Rows {
-                    return Err("a second --sum separator".to_owned());
-                }
-                state = State::SumSeparator;
-                return Ok(None);
-            }
-            if state == State::SumSeparator {
-                let expected = layout.resource_columns(header.swap);
-                if n != expected {
-                    return Err(format!(
-                        "expected the --sum totals ({expected} values) after the ________ line, \
-                         found {n} values"
-                    ));
-                }
-                check_sum(opts.name, line_no, &tokens[..n], &totals)?;
-                state = State::Done;
-                return Ok(None);
-            }
-            if column(tokens[0]).is_some() {
-                return Err("a second header line: one `kubectl top` table per file".to_owned());
-            }
-            if n != width {
-                return Err(format!(
-                    "expected {width} columns ({}{}), found {n}",
-                    layout.header(),
-                    if header.swap { " + SWAP" } else { "" }
-                ));
-            }
-            let resources = &tokens[names..n];
-            let row = if layout == Layout::Nodes {
-                let cpu_m = unknown_or(resources[0], cpu)?;
-                let row = NodeUsageRow {
-                    run: labels.run.as_str(),
-                    timestamp: labels.timestamp,
-                    node: utf8(tokens[0])?,
-                    cpu_millicores: cpu_m,
-                    cpu_percent: unknown_or(resources[1], percent)?,
-                    memory_bytes: unknown_or(resources[2], memory)?,
-                    memory_percent: unknown_or(resources[3], percent)?,
-                };
-                if header.swap {
-                    unknown_or(resources[4], memory)?;
-                    unknown_or(resources[5], percent)?;
-                }
-                Row::Node(row)
-            } else {
-                let (namespace, pod, container) = match layout {
-                    Layout::Pods => (None, tokens[0], None),
-                    Layout::PodsAllNamespaces => (Some(tokens[0]), tokens[1], None),
-                    Layout::Containers => (None, tokens[0], Some(tokens[1])),
-                    _ => (Some(tokens[0]), tokens[1], Some(tokens[2])),
-                };
-                if resources.iter().any(|t| *t == b"<unknown>") {
-                    return Err(
-                        "<unknown> in a pod row: kubectl prints it only for nodes".to_owned()
-                    );
-                }
-                let cpu_value = cpu(resources[0])?;
-                let memory_value = memory(resources[1])?;
-                if header.swap {
-                    memory(resources[2])?;
-                }
-                totals.rows += 1;
-                totals.cpu_nanocores += i128::from(cpu_value.nanocores());
-                totals.memory_bytes += i128::from(memory_value);
-                Row::Pod(PodUsageRow {
-                    run: labels.run.as_str(),
-                    timestamp: labels.timestamp,
-                    namespace: namespace.map(utf8).transpose()?,
-                    pod: utf8(pod)?,
-                    container: container.map(utf8).transpose()?,
-                    cpu_millicores: cpu_value,
-                    memory_bytes: memory_value,
-                })
-            };
-            Ok(Some(row))
-        })();
-        match result {
-            Ok(Some(row)) => {
-                emit(row)?;
-                report.rows += 1;
-            }
-            Ok(None) => {}
-            Err(problem) if opts.skip_bad_lines => {
-                report.skipped += 1;
-                tracing::warn!(
-                    "{}:{line_no}: skipped: {problem}: {}",
-                    opts.name,
-                    String::from_utf8_lossy(line).trim_end()
-                );
-            }
-            Err(problem) => return Err(line_error(line_no, line, problem)),
-        }
+    if first_is_data {
+        table.line(first_no, first_text, emit)?;
     }
-    if state == State::SumSeparator {
+    for_each_line(
+        input,
+        first_no,
+        |line_no, line| table.line(line_no, line, emit),
+        opts.name,
+    )?;
+    if table.state == State::SumSeparator {
         tracing::warn!("{}: the --sum footer has no totals line", opts.name);
     }
-    Ok(report)
-}
-
-/// Compares kubectl's `--sum` totals with the rows, allowing for its rounding: it sums exact
-/// quantities and rounds once, while each printed row was rounded (CPU up, memory down).
-fn check_sum(name: &str, line: u64, tokens: &[&[u8]], totals: &Totals) -> Result<(), String> {
-    let footer_cpu = i128::from(cpu(tokens[0])?.nanocores());
-    let footer_memory = i128::from(memory(tokens[1])?);
-    let rows = i128::from(totals.rows.max(1));
-    let cpu_gap = (footer_cpu - totals.cpu_nanocores).abs();
-    let memory_gap = (footer_memory - totals.memory_bytes).abs();
-    let cpu_ok = cpu_gap <= rows * 1_000_000;
-    let memory_ok = memory_gap <= rows * (1 << 20);
-    if !(cpu_ok && memory_ok) {
-        tracing::warn!(
-            "{name}:{line}: the --sum footer ({} / {}) does not match the {} rows above it \
-             ({}m / {} bytes), beyond kubectl's rounding of 1m and 1Mi per row",
-            String::from_utf8_lossy(tokens[0]),
-            String::from_utf8_lossy(tokens[1]),
-            totals.rows,
-            Cpu::from_nanocores(i64::try_from(totals.cpu_nanocores).unwrap_or(i64::MAX)),
-            totals.memory_bytes,
-        );
-    }
-    Ok(())
+    Ok(table.report)
 }
 
 /// Parses a timestamp argument: RFC 3339, or `now`.
@@ -550,13 +721,37 @@ mod tests {
 
     #[test]
     fn split_on_whitespace_runs() {
-        let mut t: [&[u8]; 8] = [&[]; 8];
-        let n = split(b"  kube-system\tcoredns-1   3m  12Mi   \r\n", &mut t);
+        let mut t: [&str; 8] = [""; 8];
+        let n = split("  kube-system\tcoredns-1   3m  12Mi   \r\n", &mut t);
         assert_eq!(n, 4);
-        assert_eq!(t[0], b"kube-system");
-        assert_eq!(t[3], b"12Mi");
-        assert_eq!(split(b"", &mut t), 0);
-        assert_eq!(split(b"a b c d e f g h i j", &mut t), 10);
+        assert_eq!(t[0], "kube-system");
+        assert_eq!(t[3], "12Mi");
+        assert_eq!(split("", &mut t), 0);
+        // Long tokens and long runs of padding take the word-at-a-time paths.
+        let n = split(
+            "kube-system-long-name\t\t  linkerd-destination-6d9b8c7f5-h2xkp                  3m",
+            &mut t,
+        );
+        assert_eq!(n, 3);
+        assert_eq!(t[1], "linkerd-destination-6d9b8c7f5-h2xkp");
+        // Non-ASCII bytes and control characters inside tokens.
+        let line = "naïve-pod\u{b}x été          12m";
+        let n = split(line, &mut t);
+        // (vertical tab is not ASCII whitespace, as in split_ascii_whitespace)
+        let want = vec!["naïve-pod\u{b}x", "été", "12m"];
+        assert_eq!(&t[..n], want.as_slice());
+        assert_eq!(split("a b c d e f g h i j", &mut t), 10);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn split_agrees_with_the_standard_library(line in "[ a-z\t\r\u{b}\u{c}é_0-9-]{0,80}") {
+            let mut t: [&str; 8] = [""; 8];
+            let n = split(&line, &mut t);
+            let want: Vec<&str> = line.split_ascii_whitespace().collect();
+            proptest::prop_assert_eq!(n, want.len());
+            proptest::prop_assert_eq!(&t[..n.min(8)], &want[..n.min(8)]);
+        }
     }
 
     #[test]
@@ -594,6 +789,37 @@ mod tests {
         let err = parse_header(&toks("NAME MEMORY(bytes) CPU(cores)")).unwrap_err();
         assert!(err.contains("order"), "{err}");
         assert_eq!(parse_header(&toks("coredns 1m 2Mi")).unwrap(), None);
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_quantity_parser() {
+        for token in [
+            "0m",
+            "1m",
+            "250m",
+            "999999999999m",
+            "0Mi",
+            "180Mi",
+            "999999999999Mi",
+        ] {
+            let bytes = token.as_bytes();
+            if let Some(m) = token.strip_suffix("Mi") {
+                let q = Quantity::parse(token).unwrap();
+                assert_eq!(i128::from(memory(bytes).unwrap()), q.value_ceil(), "{m}");
+            } else {
+                let q = Quantity::parse(token).unwrap();
+                assert_eq!(
+                    i128::from(cpu(bytes).unwrap().nanocores()),
+                    q.nanos(),
+                    "{token}"
+                );
+            }
+        }
+        // Longer or odd forms fall back to the exact parser.
+        assert_eq!(memory(b"1000000000000Mi").unwrap(), 1_000_000_000_000 << 20);
+        assert_eq!(cpu(b"+5m").unwrap(), Cpu::from_millicores(5));
+        assert!(cpu(b"5mm").is_err());
+        assert!(memory(b"Mi").is_err());
     }
 
     #[test]

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Benchmark for issue 2: top-parse against the seed's Python parser, side by side in one run.
+#
+#   scripts/bench-top-parse.sh [RUNS]
+#
+# Targets: >= 100x the Python's rows per second on a 400,000-row `kubectl top pods -A` file;
+# peak memory flat in the input size (< 20 MB at 400,000 rows); < 5 ms wall time for 250 rows.
+# Both tools read the same file twice (the Python takes two files), so both parse 800,000 rows.
+# Prints a Markdown section for docs/benchmarks.md; raw JSON lines go to bench-out/top-parse/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-7}
+out=bench-out/top-parse
+mkdir -p "$out"
+
+command -v python3 >/dev/null || { echo "bench-top-parse: python3 is required" >&2; exit 1; }
+# GNU time measures peak memory (see scripts/harness.py).
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+cargo build --quiet --release -p top-parse
+bin=target/release/top-parse
+seed=fixtures/seed/parse-benchmark-results.py
+
+[ -s "$out/pods-400k.txt" ] || python3 scripts/gen-kubectl-top.py 400000 > "$out/pods-400k.txt"
+[ -s "$out/pods-4m.txt" ] || python3 scripts/gen-kubectl-top.py 4000000 > "$out/pods-4m.txt"
+[ -s "$out/pods-250.txt" ] || python3 scripts/gen-kubectl-top.py 250 > "$out/pods-250.txt"
+big=$out/pods-400k.txt
+
+python3 scripts/harness.py time --runs "$runs" --labels top-parse,python -- \
+  "$bin" "$big" "$big" ';;' python3 "$seed" "$big" "$big" > "$out/throughput.jsonl"
+python3 scripts/harness.py time --runs "$runs" --labels top-parse-csv-file,top-parse-ndjson -- \
+  "$bin" -o "$out/rows.csv" "$big" ';;' "$bin" -f ndjson "$big" > "$out/formats.jsonl"
+python3 scripts/harness.py time --runs 3 --labels rows-400k,rows-4m -- \
+  "$bin" "$big" ';;' "$bin" "$out/pods-4m.txt" > "$out/memory.jsonl"
+python3 scripts/harness.py time --runs 51 --labels rows-250 -- \
+  "$bin" "$out/pods-250.txt" > "$out/small.jsonl"
+
+python3 - "$out" <<'PY'
+import json, os, platform, subprocess, sys, datetime
+out = sys.argv[1]
+def load(name):
+    return {r["label"]: r for r in map(json.loads, open(os.path.join(out, name)))}
+t, f, m, s = load("throughput.jsonl"), load("formats.jsonl"), load("memory.jsonl"), load("small.jsonl")
+rows = 800_000
+tp, py = rows / t["top-parse"]["median_s"], rows / t["python"]["median_s"]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+mb = lambda b: b / 1e6
+ok = lambda c: "met" if c else "**not met**"
+print(f"### top-parse vs parse-benchmark-results.py ({datetime.date.today()}, commit {rev})\n")
+print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
+      f"`scripts/bench-top-parse.sh`, median of {t['python']['runs']} interleaved runs.\n")
+print("| measurement | top-parse | Python seed | target |")
+print("|---|---|---|---|")
+print(f"| 800,000 rows (400k-row file read twice), wall | {t['top-parse']['median_s']*1e3:.1f} ms | {t['python']['median_s']*1e3:.0f} ms | |")
+print(f"| rows per second | {tp/1e6:.1f} M | {py/1e3:.0f} k | |")
+print(f"| speed-up, same run | **{tp/py:.0f}x** | 1x | >= 100x: {ok(tp/py >= 100)} |")
+print(f"| peak RSS, 800,000 rows | {mb(t['top-parse']['peak_rss_bytes']):.1f} MB | {mb(t['python']['peak_rss_bytes']):.0f} MB | |")
+print(f"| peak RSS, 400,000 rows / 4,000,000 rows | {mb(m['rows-400k']['peak_rss_bytes']):.1f} MB / {mb(m['rows-4m']['peak_rss_bytes']):.1f} MB | | < 20 MB, flat: {ok(m['rows-400k']['peak_rss_bytes'] < 20e6 and m['rows-4m']['peak_rss_bytes'] < 1.5 * m['rows-400k']['peak_rss_bytes'])} |")
+print(f"| 250-row file, wall (median of {s['rows-250']['runs']}) | {s['rows-250']['median_s']*1e3:.2f} ms | | < 5 ms: {ok(s['rows-250']['median_s'] < 0.005)} |")
+print(f"| 400,000 rows to a CSV file (atomic rename) / as NDJSON | {f['top-parse-csv-file']['median_s']*1e3:.1f} ms / {f['top-parse-ndjson']['median_s']*1e3:.1f} ms | | |")
+PY
