@@ -244,6 +244,14 @@ pub enum UsageFormat {
     Ndjson,
 }
 
+/// Rows formatted apart from the document they belong to, e.g. by another thread, to be
+/// appended in order with [`UsageWriter::append`].
+#[derive(Debug, Default)]
+pub struct Fragment {
+    pub bytes: Vec<u8>,
+    pub rows: u64,
+}
+
 #[derive(Serialize)]
 struct Tagged<'a, T> {
     schema: &'static str,
@@ -263,6 +271,8 @@ pub struct UsageWriter<W: Write> {
     rows: u64,
     /// Rows not yet handed to `out`: appended field by field, written in large blocks.
     buf: Vec<u8>,
+    /// When `buf` is handed to `out`; never, for a fragment.
+    flush_at: usize,
     /// The last `run,timestamp,` written, with its inputs.
     prefix: Option<(String, Option<Timestamp>, Vec<u8>)>,
 }
@@ -275,12 +285,36 @@ impl<W: Write> UsageWriter<W> {
             kind,
             rows: 0,
             buf: Vec::with_capacity(BLOCK + 4096),
+            flush_at: BLOCK,
             prefix: None,
         }
     }
 
     pub fn kind(&self) -> UsageKind {
         self.kind
+    }
+
+    pub fn format(&self) -> UsageFormat {
+        self.format
+    }
+
+    /// Appends rows formatted by a [`UsageWriter::fragment`] writer of the same format and kind.
+    pub fn append(&mut self, fragment: &Fragment) -> io::Result<()> {
+        if fragment.rows == 0 {
+            return Ok(());
+        }
+        if self.rows == 0 {
+            self.header()?;
+        }
+        self.rows += fragment.rows;
+        if fragment.bytes.len() < BLOCK {
+            self.buf.extend_from_slice(&fragment.bytes);
+            return self.end_row();
+        }
+        // Large fragments go straight through, after what is buffered.
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        self.out.write_all(&fragment.bytes)
     }
 
     pub fn rows(&self) -> u64 {
@@ -337,7 +371,7 @@ impl<W: Write> UsageWriter<W> {
 
     /// Hands a block of rows to the inner writer once enough have gathered.
     fn end_row(&mut self) -> io::Result<()> {
-        if self.buf.len() >= BLOCK {
+        if self.buf.len() >= self.flush_at {
             self.out.write_all(&self.buf)?;
             self.buf.clear();
         }
@@ -437,6 +471,24 @@ impl<W: Write> UsageWriter<W> {
         self.end_row()
     }
 
+    /// A writer of headerless rows for [`UsageWriter::append`]. CSV and NDJSON only: JSON rows
+    /// depend on their place in the document.
+    ///
+    /// `capacity` is a guess at the fragment's size, to spare reallocations.
+    pub fn fragment(format: UsageFormat, kind: UsageKind, capacity: usize) -> UsageWriter<Vec<u8>> {
+        assert_ne!(
+            format,
+            UsageFormat::Json,
+            "JSON rows cannot be formatted apart"
+        );
+        let mut w = UsageWriter::new(Vec::new(), format, kind);
+        // Counting from one skips the header.
+        w.rows = 1;
+        w.buf = Vec::with_capacity(capacity);
+        w.flush_at = usize::MAX;
+        w
+    }
+
     /// Ends the document (an empty CSV still gets its header, an empty JSON document its
     /// `rows: []`) and returns the inner writer, flushed.
     pub fn finish(mut self) -> io::Result<W> {
@@ -466,6 +518,23 @@ fn might_need_quotes(bytes: &[u8]) -> bool {
         }
     }
     words.remainder().iter().any(|&b| b <= b',' || b > 0x7f)
+}
+
+impl UsageWriter<Vec<u8>> {
+    /// The rows of a [`UsageWriter::fragment`] writer.
+    pub fn into_fragment(mut self) -> Fragment {
+        let bytes = if self.out.is_empty() {
+            std::mem::take(&mut self.buf)
+        } else {
+            let mut bytes = std::mem::take(&mut self.out);
+            bytes.append(&mut self.buf);
+            bytes
+        };
+        Fragment {
+            bytes,
+            rows: self.rows - 1,
+        }
+    }
 }
 
 /// Rows are handed to the inner writer in blocks of about this size.
@@ -628,6 +697,24 @@ mod tests {
         for line in nd.lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             assert_eq!(v["schema"], "meshbench/pod-usage/v1");
+        }
+    }
+
+    #[test]
+    fn fragments_append_to_the_same_document() {
+        let rows = [pod("r", None, 1), pod("r", Some("c"), 2), pod("s", None, 3)];
+        for format in [UsageFormat::Csv, UsageFormat::Ndjson] {
+            let whole = write_pods(&rows, format);
+            let mut w = UsageWriter::new(Vec::new(), format, UsageKind::Pods);
+            w.append(&Fragment::default()).unwrap();
+            for part in [&rows[..2], &rows[2..]] {
+                let mut f = UsageWriter::<Vec<u8>>::fragment(format, UsageKind::Pods, 16);
+                for row in part {
+                    f.write_pod(row).unwrap();
+                }
+                w.append(&f.into_fragment()).unwrap();
+            }
+            assert_eq!(String::from_utf8(w.finish().unwrap()).unwrap(), whole);
         }
     }
 

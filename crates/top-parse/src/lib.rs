@@ -10,7 +10,9 @@ use std::io::{self, BufRead};
 use clap::Parser;
 use jiff::Timestamp;
 use meshbench_cli::{Failure, Input, LogArgs, Output};
-use meshbench_formats::usage::{NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter};
+use meshbench_formats::usage::{
+    Fragment, NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter,
+};
 
 mod metrics_api;
 pub mod text;
@@ -94,6 +96,11 @@ pub struct Args {
     /// instead of failing on the first.
     #[arg(long)]
     pub skip_bad_lines: bool,
+
+    /// Threads for large text inputs (default: the number of cores; 1 reads on one thread).
+    /// Output is the same whatever the number; JSON output always uses one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 
     #[command(flatten)]
     pub log: LogArgs,
@@ -183,6 +190,30 @@ impl Row<'_> {
     }
 }
 
+/// Where parsed rows go. A closure taking [`Row`]s is a sink; a sink that can also take
+/// pre-formatted rows lets top-parse format large text inputs on several threads.
+pub trait RowSink {
+    fn row(&mut self, row: Row<'_>) -> Result<()>;
+
+    /// Worker threads, and the format they write rows in, for large text inputs; `None` (the
+    /// default) parses on the calling thread and hands every row to [`RowSink::row`].
+    fn parallel(&self) -> Option<(usize, UsageFormat)> {
+        None
+    }
+
+    /// Rows formatted by a worker, in input order; called only when [`RowSink::parallel`] says so.
+    fn fragment(&mut self, kind: UsageKind, fragment: Fragment) -> Result<()> {
+        let _ = (kind, fragment);
+        unreachable!("fragments are only delivered to sinks that ask for them")
+    }
+}
+
+impl<F: FnMut(Row<'_>) -> Result<()>> RowSink for F {
+    fn row(&mut self, row: Row<'_>) -> Result<()> {
+        self(row)
+    }
+}
+
 /// How to read inputs.
 #[derive(Debug, Clone, Default)]
 pub struct ParseOptions {
@@ -204,7 +235,7 @@ pub fn parse_input(
     name: &str,
     mut input: impl BufRead,
     opts: &ParseOptions,
-    emit: &mut dyn FnMut(Row<'_>) -> Result<()>,
+    sink: &mut dyn RowSink,
 ) -> Result<InputReport> {
     let read_err = |source| Error::Read {
         input: name.to_owned(),
@@ -242,7 +273,8 @@ pub fn parse_input(
         b'{' => {
             let mut bytes = first;
             input.read_to_end(&mut bytes).map_err(read_err)?;
-            let (kind, rows) = metrics_api::parse(name, &bytes, &opts.labels, emit)?;
+            let (kind, rows) =
+                metrics_api::parse(name, &bytes, &opts.labels, &mut |row| sink.row(row))?;
             Ok(InputReport {
                 kind,
                 rows,
@@ -262,13 +294,61 @@ pub fn parse_input(
                 labels: &opts.labels,
             };
             let trimmed = first.strip_suffix(b"\n").unwrap_or(&first);
-            let report = text::parse(&text_opts, trimmed, line_no, input, emit)?;
+            let report = text::parse(&text_opts, trimmed, line_no, input, sink)?;
             Ok(InputReport {
                 kind: report.layout.kind(),
                 rows: report.rows,
                 skipped: report.skipped,
             })
         }
+    }
+}
+
+/// The output side of a run: one writer, made when the first input says what kind of rows
+/// the run writes.
+struct OutputSink {
+    out: Option<Output>,
+    writer: Option<UsageWriter<Output>>,
+    format: UsageFormat,
+    threads: usize,
+    /// The input being read, for messages.
+    input: String,
+}
+
+impl OutputSink {
+    fn writer(&mut self, kind: UsageKind) -> Result<&mut UsageWriter<Output>> {
+        if self.writer.is_none() {
+            let out = self.out.take().expect("one writer per run");
+            self.writer = Some(UsageWriter::new(out, self.format, kind));
+        }
+        let w = self.writer.as_mut().expect("made above");
+        if w.kind() != kind {
+            return Err(Error::MixedKinds {
+                input: self.input.clone(),
+                expected: w.kind(),
+                found: kind,
+            });
+        }
+        Ok(w)
+    }
+}
+
+impl RowSink for OutputSink {
+    fn row(&mut self, row: Row<'_>) -> Result<()> {
+        let w = self.writer(row.kind())?;
+        match &row {
+            Row::Pod(p) => w.write_pod(p),
+            Row::Node(n) => w.write_node(n),
+        }
+        .map_err(Error::Write)
+    }
+
+    fn parallel(&self) -> Option<(usize, UsageFormat)> {
+        Some((self.threads, self.format))
+    }
+
+    fn fragment(&mut self, kind: UsageKind, fragment: Fragment) -> Result<()> {
+        self.writer(kind)?.append(&fragment).map_err(Error::Write)
     }
 }
 
@@ -286,12 +366,17 @@ pub fn run(args: Args) -> Result<()> {
         path: args.output.clone(),
         source,
     })?;
-    let format = UsageFormat::from(args.format);
-    // The writer is made when the first input tells what kind of rows this run writes.
-    let mut out = Some(out);
-    let mut writer: Option<UsageWriter<Output>> = None;
-    let mut make_writer =
-        |kind| UsageWriter::new(out.take().expect("one writer per run"), format, kind);
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        usize::from,
+    );
+    let mut sink = OutputSink {
+        out: Some(out),
+        writer: None,
+        format: UsageFormat::from(args.format),
+        threads,
+        input: String::new(),
+    };
     let mut skipped = 0;
     let inputs = if args.inputs.is_empty() {
         vec!["-".to_owned()]
@@ -300,46 +385,26 @@ pub fn run(args: Args) -> Result<()> {
     };
     for arg in &inputs {
         let input = Input::from_arg(arg);
-        let name = input.to_string();
+        sink.input = input.to_string();
         let reader = input.open().map_err(|source| Error::Read {
-            input: name.clone(),
+            input: sink.input.clone(),
             source,
         })?;
-        let mut emit = |row: Row<'_>| -> Result<()> {
-            let w = writer.get_or_insert_with(|| make_writer(row.kind()));
-            let written = match (&row, w.kind()) {
-                (Row::Pod(p), UsageKind::Pods) => w.write_pod(p),
-                (Row::Node(n), UsageKind::Nodes) => w.write_node(n),
-                (_, expected) => {
-                    return Err(Error::MixedKinds {
-                        input: name.clone(),
-                        expected,
-                        found: row.kind(),
-                    });
-                }
-            };
-            written.map_err(Error::Write)
-        };
-        let report = parse_input(&name, reader, &opts, &mut emit)?;
-        match &writer {
-            Some(w) if w.kind() != report.kind => {
-                return Err(Error::MixedKinds {
-                    input: name,
-                    expected: w.kind(),
-                    found: report.kind,
-                });
-            }
-            Some(_) => {}
-            None => writer = Some(make_writer(report.kind)),
-        }
+        let report = parse_input(&input.to_string(), reader, &opts, &mut sink)?;
+        // An input without rows still fixes the kind of the output.
+        sink.writer(report.kind)?;
         skipped += report.skipped;
-        tracing::info!("{name}: {} {} rows", report.rows, report.kind.noun());
+        tracing::info!(
+            "{}: {} {} rows",
+            sink.input,
+            report.rows,
+            report.kind.noun()
+        );
     }
     if skipped > 0 {
         tracing::warn!("skipped {skipped} bad lines (--skip-bad-lines)");
     }
-    // Every input was read, so a writer exists.
-    let writer = writer.expect("at least one input");
+    let writer = sink.writer.expect("every input fixes the output's kind");
     writer
         .finish()
         .and_then(Output::commit)

@@ -16,9 +16,11 @@ use std::io::BufRead;
 
 use jiff::Timestamp;
 use meshbench_formats::Quantity;
-use meshbench_formats::usage::{Cpu, NodeUsageRow, PodUsageRow, UsageKind};
+use meshbench_formats::usage::{
+    Cpu, Fragment, NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter,
+};
 
-use crate::{Error, Labels, Row};
+use crate::{Error, Labels, Row, RowSink};
 
 /// The four `kubectl top pod` layouts and `kubectl top node`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -364,6 +366,21 @@ struct Table<'o> {
 }
 
 impl<'o> Table<'o> {
+    fn new(opts: &'o TextOptions<'o>, header: Header, line_no: u64) -> Table<'o> {
+        Table {
+            opts,
+            header,
+            state: State::Rows,
+            totals: Totals::default(),
+            report: TextReport {
+                layout: header.layout,
+                rows: 0,
+                skipped: 0,
+            },
+            line_no,
+        }
+    }
+
     fn error(&self, line: u64, text: &[u8], problem: String) -> Error {
         Error::BadLine {
             input: self.opts.name.to_owned(),
@@ -525,26 +542,21 @@ impl<'o> Table<'o> {
     }
 }
 
-/// Calls `each` with every line of `input` (without its `\n`) and its number, scanning a large
-/// buffer in place rather than copying line by line. The complete lines of each chunk are checked
-/// for NUL bytes and UTF-8 at once, which is what makes the check cheap; only a failing chunk is
-/// searched line by line, for the message. Memory: the buffer, or the longest line.
-fn for_each_line(
-    mut input: impl BufRead,
-    mut line_no: u64,
-    mut each: impl FnMut(u64, &str) -> Result<(), Error>,
+/// Reads the next chunk of complete lines into `buf[..filled]`, keeping a partial last line
+/// for the next call: returns where the complete lines end (everything, at the end of input),
+/// and whether the input has ended. `buf` grows when one line is longer than it.
+fn read_chunk(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    filled: &mut usize,
     name: &str,
-) -> Result<(), Error> {
-    const CHUNK: usize = 1 << 20;
-    let binary = |line| Error::Binary {
-        input: name.to_owned(),
-        line,
-    };
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = 0;
+) -> Result<(usize, bool), Error> {
     loop {
+        if *filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
         let read = loop {
-            match input.read(&mut buf[filled..]) {
+            match input.read(&mut buf[*filled..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(source) => {
@@ -555,49 +567,282 @@ fn for_each_line(
                 }
             }
         };
-        filled += read;
-        // Complete lines, or at the end of input everything that is left.
-        let complete = if read == 0 {
-            filled
-        } else {
-            memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |i| i + 1)
-        };
-        let chunk = &buf[..complete];
-        let text = match std::str::from_utf8(chunk) {
-            Ok(text) if memchr::memchr(0, chunk).is_none() => text,
-            _ => {
-                // Name the first bad line.
-                let mut no = line_no;
-                for line in chunk.split(|&b| b == b'\n') {
-                    no += 1;
-                    if memchr::memchr(0, line).is_some() || std::str::from_utf8(line).is_err() {
-                        return Err(binary(no));
-                    }
-                }
-                return Err(binary(line_no + 1));
-            }
-        };
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', chunk) {
-            line_no += 1;
-            each(line_no, text.get(start..end).unwrap_or_default())?;
-            start = end + 1;
-        }
-        if start < complete {
-            // The last line, without a newline at the end of input.
-            line_no += 1;
-            each(line_no, text.get(start..complete).unwrap_or_default())?;
-        }
+        *filled += read;
         if read == 0 {
+            return Ok((*filled, true));
+        }
+        if let Some(i) = memchr::memrchr(b'\n', &buf[*filled - read..*filled]) {
+            return Ok((*filled - read + i + 1, false));
+        }
+    }
+}
+
+/// Calls `each` with every line of a chunk of complete lines (without its `\n`) and its number,
+/// counting from `line_no`. The chunk is checked for NUL bytes and UTF-8 at once, which is what
+/// makes the check cheap; only a failing chunk is searched line by line, for the message.
+/// Returns the number of the last line.
+fn lines_in(
+    chunk: &[u8],
+    mut line_no: u64,
+    name: &str,
+    mut each: impl FnMut(u64, &str, usize) -> Result<bool, Error>,
+) -> Result<u64, Error> {
+    let binary = |line| Error::Binary {
+        input: name.to_owned(),
+        line,
+    };
+    let text = match std::str::from_utf8(chunk) {
+        Ok(text) if memchr::memchr(0, chunk).is_none() => text,
+        _ => {
+            for line in chunk.split(|&b| b == b'\n') {
+                line_no += 1;
+                if memchr::memchr(0, line).is_some() || std::str::from_utf8(line).is_err() {
+                    return Err(binary(line_no));
+                }
+            }
+            return Err(binary(line_no));
+        }
+    };
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', chunk).chain(
+        // The last line, without a newline at the end of input.
+        (!chunk.ends_with(b"\n") && !chunk.is_empty()).then_some(chunk.len()),
+    ) {
+        line_no += 1;
+        if !each(line_no, text.get(start..end).unwrap_or_default(), end + 1)? {
+            break;
+        }
+        start = end + 1;
+    }
+    Ok(line_no)
+}
+
+/// Size of the chunks lines are read in, and handed to workers in.
+const CHUNK: usize = 1 << 20;
+
+/// Calls `each` with every line of `input`, scanning large chunks in place rather than copying
+/// line by line. Memory: the chunk, or the longest line.
+fn for_each_line(
+    mut input: impl BufRead,
+    mut line_no: u64,
+    mut each: impl FnMut(u64, &str) -> Result<(), Error>,
+    name: &str,
+) -> Result<(), Error> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut filled = 0;
+    loop {
+        let (complete, ended) = read_chunk(&mut input, &mut buf, &mut filled, name)?;
+        line_no = lines_in(&buf[..complete], line_no, name, |no, line, _| {
+            each(no, line).map(|()| true)
+        })?;
+        if ended {
             return Ok(());
         }
         buf.copy_within(complete..filled, 0);
         filled -= complete;
-        if filled == buf.len() {
-            // One line longer than the buffer: grow rather than split it.
-            buf.resize(buf.len() * 2, 0);
-        }
     }
+}
+
+/// A chunk's rows, as one worker saw them.
+struct ChunkDone {
+    seq: u64,
+    chunk: Vec<u8>,
+    outcome: Result<ChunkRows, Error>,
+}
+
+struct ChunkRows {
+    fragment: Fragment,
+    rows: u64,
+    skipped: u64,
+    totals: Totals,
+    /// The worker stopped at the `--sum` footer: the state after that line, where the rest of
+    /// the chunk starts, and its line number.
+    stopped: Option<(State, usize, u64)>,
+}
+
+/// Formats the rows of one chunk of complete lines: the parallel part of the work.
+fn chunk_rows(
+    opts: &TextOptions<'_>,
+    header: Header,
+    format: UsageFormat,
+    chunk: &[u8],
+    first_line: u64,
+) -> Result<ChunkRows, Error> {
+    let mut table = Table::new(opts, header, first_line);
+    // Output rows run a little longer than kubectl's padded input lines.
+    let capacity = chunk.len() + chunk.len() / 4;
+    let mut writer = UsageWriter::<Vec<u8>>::fragment(format, header.layout.kind(), capacity);
+    let mut write = |row: Row<'_>| -> crate::Result<()> {
+        match row {
+            Row::Pod(p) => writer.write_pod(&p),
+            Row::Node(n) => writer.write_node(&n),
+        }
+        .map_err(Error::Write)
+    };
+    let mut stopped = None;
+    lines_in(chunk, first_line, opts.name, |no, line, next| {
+        table.line(no, line, &mut write)?;
+        if table.state != State::Rows {
+            stopped = Some((std::mem::replace(&mut table.state, State::Rows), next, no));
+            return Ok(false);
+        }
+        Ok(true)
+    })?;
+    Ok(ChunkRows {
+        fragment: writer.into_fragment(),
+        rows: table.report.rows,
+        skipped: table.report.skipped,
+        totals: table.totals,
+        stopped,
+    })
+}
+
+/// Reads the body of a table on `fragments.threads` worker threads. The first chunk is read
+/// first: input that fits in it is parsed here, with no threads.
+fn parallel_body(
+    table: &mut Table<'_>,
+    mut input: impl BufRead,
+    threads: usize,
+    format: UsageFormat,
+    sink: &mut dyn RowSink,
+) -> Result<(), Error> {
+    let opts = table.opts;
+    let header = table.header;
+    let kind = header.layout.kind();
+    // Chunks read but not yet appended: bounds memory, and keeps every channel below capacity.
+    let in_flight_max = 2 * threads;
+
+    let mut buf = vec![0u8; CHUNK];
+    let mut filled = 0;
+    let (complete, ended) = read_chunk(&mut input, &mut buf, &mut filled, opts.name)?;
+    if ended {
+        let mut line_no = table.line_no;
+        line_no = lines_in(&buf[..complete], line_no, opts.name, |no, line, _| {
+            table
+                .line(no, line, &mut |row| sink.row(row))
+                .map(|()| true)
+        })?;
+        table.line_no = line_no;
+        return Ok(());
+    }
+
+    std::thread::scope(|scope| -> Result<(), Error> {
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<ChunkDone>(in_flight_max);
+        let mut jobs = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let (job_tx, job_rx) =
+                std::sync::mpsc::sync_channel::<(u64, Vec<u8>, u64)>(in_flight_max);
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
+                for (seq, chunk, first_line) in job_rx {
+                    let outcome = chunk_rows(opts, header, format, &chunk, first_line);
+                    if done_tx
+                        .send(ChunkDone {
+                            seq,
+                            chunk,
+                            outcome,
+                        })
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            jobs.push(job_tx);
+        }
+        drop(done_tx);
+
+        let mut next_seq = 0u64; // next chunk to hand out
+        let mut next_append = 0u64; // next chunk to append
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut line_no = table.line_no;
+        // Once a worker stops at the footer, the rest is read here, in order.
+        let mut sequential: Option<Vec<u8>> = None;
+        let mut pending = Some((buf, filled, complete, ended));
+        // Chunks back from the workers, to read into again.
+        let mut free: Vec<Vec<u8>> = Vec::new();
+
+        loop {
+            // Hand out chunks while there is room.
+            while sequential.is_none() && next_seq - next_append < in_flight_max as u64 {
+                let Some((mut chunk, filled, complete, ended)) = pending.take() else {
+                    break;
+                };
+                let mut rest = free.pop().unwrap_or_default();
+                rest.resize(CHUNK.max(filled - complete + CHUNK / 2), 0);
+                rest[..filled - complete].copy_from_slice(&chunk[complete..filled]);
+                chunk.truncate(complete);
+                let first_line = line_no;
+                line_no += memchr::memchr_iter(b'\n', &chunk).count() as u64;
+                if !chunk.is_empty() && !chunk.ends_with(b"\n") {
+                    line_no += 1;
+                }
+                let worker = &jobs[usize::try_from(next_seq).unwrap_or(0) % threads];
+                worker
+                    .send((next_seq, chunk, first_line))
+                    .map_err(|_| worker_gone())?;
+                next_seq += 1;
+                if !ended {
+                    let mut filled = filled - complete;
+                    let (complete, ended) =
+                        read_chunk(&mut input, &mut rest, &mut filled, opts.name)?;
+                    pending = Some((rest, filled, complete, ended));
+                }
+            }
+            if next_append == next_seq {
+                break;
+            }
+            let done = done_rx.recv().map_err(|_| worker_gone())?;
+            waiting.insert(done.seq, done);
+            while let Some(done) = waiting.remove(&next_append) {
+                next_append += 1;
+                if let Some(tail) = sequential.as_mut() {
+                    // Chunks handed out before the footer was seen: read them here.
+                    tail.extend_from_slice(&done.chunk);
+                    continue;
+                }
+                let rows = done.outcome?;
+                table.report.rows += rows.rows;
+                table.report.skipped += rows.skipped;
+                table.totals.rows += rows.totals.rows;
+                table.totals.cpu_nanocores += rows.totals.cpu_nanocores;
+                table.totals.memory_bytes += rows.totals.memory_bytes;
+                sink.fragment(kind, rows.fragment)?;
+                if let Some((state, next, footer_line)) = rows.stopped {
+                    table.state = state;
+                    table.line_no = footer_line;
+                    sequential = Some(done.chunk[next.min(done.chunk.len())..].to_vec());
+                } else {
+                    free.push(done.chunk);
+                }
+            }
+        }
+        drop(jobs);
+
+        if let Some(mut tail) = sequential {
+            // The footer and whatever follows it, then the unread input.
+            if let Some((chunk, filled, _, _)) = pending.take() {
+                tail.extend_from_slice(&chunk[..filled]);
+            }
+            input.read_to_end(&mut tail).map_err(|source| Error::Read {
+                input: opts.name.to_owned(),
+                source,
+            })?;
+            let start = table.line_no;
+            lines_in(&tail, start, opts.name, |no, line, _| {
+                table
+                    .line(no, line, &mut |row| sink.row(row))
+                    .map(|()| true)
+            })?;
+        }
+        Ok(())
+    })
+}
+
+fn worker_gone() -> Error {
+    Error::Write(std::io::Error::other(
+        "a top-parse worker thread stopped unexpectedly",
+    ))
 }
 
 /// Parses one text input, calling `emit` for every row. `first` is the first non-blank line,
@@ -607,7 +852,7 @@ pub(crate) fn parse(
     first: &[u8],
     first_no: u64,
     input: impl BufRead,
-    emit: &mut dyn FnMut(Row<'_>) -> crate::Result<()>,
+    sink: &mut dyn RowSink,
 ) -> Result<TextReport, Error> {
     let line_error = |text: &[u8], problem: String| Error::BadLine {
         input: opts.name.to_owned(),
@@ -672,27 +917,21 @@ pub(crate) fn parse(
         );
     }
 
-    let mut table = Table {
-        opts,
-        header,
-        state: State::Rows,
-        totals: Totals::default(),
-        report: TextReport {
-            layout: header.layout,
-            rows: 0,
-            skipped: 0,
-        },
-        line_no: first_no,
-    };
+    let mut table = Table::new(opts, header, first_no);
     if first_is_data {
-        table.line(first_no, first_text, emit)?;
+        table.line(first_no, first_text, &mut |row| sink.row(row))?;
     }
-    for_each_line(
-        input,
-        first_no,
-        |line_no, line| table.line(line_no, line, emit),
-        opts.name,
-    )?;
+    match sink.parallel() {
+        Some((threads, format)) if threads > 1 && format != UsageFormat::Json => {
+            parallel_body(&mut table, input, threads, format, sink)?;
+        }
+        _ => for_each_line(
+            input,
+            first_no,
+            |line_no, line| table.line(line_no, line, &mut |row| sink.row(row)),
+            opts.name,
+        )?,
+    }
     if table.state == State::SumSeparator {
         tracing::warn!("{}: the --sum footer has no totals line", opts.name);
     }

@@ -311,3 +311,120 @@ fn closed_stdout_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).is_empty(), "{}", stderr(&out));
 }
+
+/// A `kubectl top pod -A` table of `rows` rows, several MiB: more than one chunk, so the
+/// parallel path runs.
+fn big_table(rows: usize, sum: bool) -> String {
+    let mut text = String::from(
+        "NAMESPACE     NAME                             CPU(cores)   MEMORY(bytes)   \n",
+    );
+    let (mut cpu, mut mem) = (0u64, 0u64);
+    for i in 0..rows {
+        let (c, m) = ((i * 7 % 900) as u64, (i * 13 % 4000 + 1) as u64);
+        cpu += c;
+        mem += m;
+        text.push_str(&format!(
+            "sample-app    nginx-{i:07}-5f7c8d9b6-abcde    {c}m         {m}Mi          \n"
+        ));
+    }
+    if sum {
+        text.push_str(&format!(
+            "                                               ________     ________        \n"
+        ));
+        text.push_str(&format!(
+            "                                               {cpu}m   {mem}Mi     \n"
+        ));
+    }
+    text
+}
+
+fn with_threads(threads: &str, input: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["--threads", threads, input.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    top_parse(&args, b"")
+}
+
+#[test]
+fn parallel_output_is_the_same_as_sequential() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.txt");
+    std::fs::write(&input, big_table(60_000, true)).unwrap();
+    for format in ["csv", "ndjson", "json"] {
+        let one = with_threads("1", &input, &["-f", format, "--run", "r"]);
+        let two = with_threads("2", &input, &["-f", format, "--run", "r"]);
+        let three = with_threads("3", &input, &["-f", format, "--run", "r"]);
+        assert!(one.status.success(), "{}", stderr(&one));
+        assert_eq!(stdout(&one), stdout(&two), "{format}");
+        assert_eq!(stdout(&one), stdout(&three), "{format}");
+        assert!(
+            stderr(&two).is_empty(),
+            "the --sum footer matches: {}",
+            stderr(&two)
+        );
+    }
+    assert_eq!(
+        stdout(&with_threads("2", &input, &[])).lines().count(),
+        60_001
+    );
+}
+
+#[test]
+fn parallel_errors_name_the_right_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bad.txt");
+    let mut text = big_table(60_000, false);
+    // A bad line deep in a later chunk, and a second one after it.
+    let at = text.match_indices('\n').nth(45_000).unwrap().0 + 1;
+    text.insert_str(at, "sample-app  broken-pod  12m\n");
+    let at = text.match_indices('\n').nth(50_000).unwrap().0 + 1;
+    text.insert_str(at, "sample-app  other-broken-pod  12m\n");
+    std::fs::write(&input, &text).unwrap();
+    for threads in ["1", "2"] {
+        let out = with_threads(threads, &input, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(
+            err.contains("bad.txt:45002: expected 4 columns"),
+            "{threads}: {err}"
+        );
+
+        let out = with_threads(threads, &input, &["--skip-bad-lines"]);
+        assert!(out.status.success());
+        assert_eq!(stdout(&out).lines().count(), 60_001);
+        let err = stderr(&out);
+        assert!(err.contains("bad.txt:45002: skipped"), "{err}");
+        assert!(err.contains("bad.txt:50002: skipped"), "{err}");
+        assert!(err.contains("skipped 2 bad lines"), "{err}");
+    }
+}
+
+#[test]
+fn parallel_sum_mismatch_and_trailing_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sum.txt");
+    let mut text = big_table(60_000, true);
+    text = text.replacen(
+        "________     ________        \n                                               ",
+        "________     ________        \n                                               1",
+        1,
+    );
+    std::fs::write(&input, &text).unwrap();
+    for threads in ["1", "2"] {
+        let out = with_threads(threads, &input, &[]);
+        assert!(out.status.success());
+        assert!(
+            stderr(&out).contains("sum.txt:60003: the --sum footer"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    text.push_str("sample-app   late-pod   1m   1Mi\n");
+    std::fs::write(&input, &text).unwrap();
+    for threads in ["1", "2"] {
+        let err = stderr(&with_threads(threads, &input, &[]));
+        assert!(
+            err.contains("sum.txt:60004: unexpected line after the --sum totals"),
+            "{err}"
+        );
+    }
+}

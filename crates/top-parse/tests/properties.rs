@@ -14,7 +14,7 @@ fn parse_all(bytes: &[u8], layout: Option<Layout>, skip: bool) -> Result<Vec<Str
         ..ParseOptions::default()
     };
     let mut rows = Vec::new();
-    parse_input("prop", Cursor::new(bytes), &opts, &mut |row| {
+    parse_input("prop", Cursor::new(bytes), &opts, &mut |row: Row<'_>| {
         rows.push(format!("{row:?}"));
         Ok(())
     })
@@ -101,7 +101,7 @@ proptest! {
         }
         let opts = ParseOptions::default();
         let mut got = Vec::new();
-        parse_input("prop", Cursor::new(text.as_bytes()), &opts, &mut |row| {
+        parse_input("prop", Cursor::new(text.as_bytes()), &opts, &mut |row: Row<'_>| {
             let Row::Pod(p) = row else { panic!("node row from a pod table") };
             got.push((p.pod.to_owned(), p.namespace.unwrap().to_owned(), p.cpu_millicores, p.memory_bytes));
             Ok(())
