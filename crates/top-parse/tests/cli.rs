@@ -328,9 +328,9 @@ fn big_table(rows: usize, sum: bool) -> String {
         ));
     }
     if sum {
-        text.push_str(&format!(
-            "                                               ________     ________        \n"
-        ));
+        text.push_str(
+            "                                               ________     ________        \n",
+        );
         text.push_str(&format!(
             "                                               {cpu}m   {mem}Mi     \n"
         ));
