@@ -1,0 +1,400 @@
+//! `meshbench/trafficgen/v1`: the summary `trafficgen` writes and `compare` and
+//! `trafficgen merge` read.
+//!
+//! Latencies are microseconds. The summary carries the full latency histogram (HdrHistogram V2
+//! with DEFLATE, base64), so summaries from several generators or repetitions merge exactly,
+//! through their histograms, never by averaging percentiles. The service-time and send-lag
+//! histograms ride along in two extra fields for the same reason.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer as _, V2DeflateSerializer};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::schema::Schema;
+
+pub const TRAFFICGEN: Schema = Schema {
+    document: "trafficgen",
+    major: 1,
+    id: "meshbench/trafficgen/v1",
+};
+
+/// Significant digits of every latency histogram.
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// Whether requests follow a schedule (open) or each waits for the previous response (closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Open,
+    Closed,
+}
+
+/// Every scheduled request is accounted for:
+/// `scheduled = completed + errors + unsent + in_flight`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requests {
+    /// Requests the schedule called for (closed loop: the requests sent).
+    pub scheduled: u64,
+    pub sent: u64,
+    /// Answered with a 1xx-3xx status.
+    pub completed: u64,
+    /// Transport failures, timeouts, and 4xx/5xx answers (`errors_by_kind` says which).
+    pub errors: u64,
+    /// Scheduled but never sent (the run ended first).
+    pub unsent: u64,
+    /// Sent but unanswered when the run ended.
+    pub in_flight: u64,
+}
+
+impl Requests {
+    pub fn balanced(&self) -> bool {
+        self.scheduled == self.completed + self.errors + self.unsent + self.in_flight
+    }
+
+    fn add(&mut self, other: &Requests) {
+        self.scheduled += other.scheduled;
+        self.sent += other.sent;
+        self.completed += other.completed;
+        self.errors += other.errors;
+        self.unsent += other.unsent;
+        self.in_flight += other.in_flight;
+    }
+}
+
+/// Distribution statistics in microseconds; all `null` when there were no samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    pub min: Option<u64>,
+    pub mean: Option<f64>,
+    pub stdev: Option<f64>,
+    pub p50: Option<u64>,
+    pub p75: Option<u64>,
+    pub p90: Option<u64>,
+    pub p95: Option<u64>,
+    pub p99: Option<u64>,
+    pub p999: Option<u64>,
+    pub p9999: Option<u64>,
+    pub max: Option<u64>,
+}
+
+impl LatencyStats {
+    pub fn from_histogram(h: &Histogram<u64>) -> LatencyStats {
+        if h.is_empty() {
+            return LatencyStats::default();
+        }
+        let q = |quantile| Some(h.value_at_quantile(quantile));
+        LatencyStats {
+            min: Some(h.min()),
+            mean: Some(h.mean()),
+            stdev: Some(h.stdev()),
+            p50: q(0.5),
+            p75: q(0.75),
+            p90: q(0.9),
+            p95: q(0.95),
+            p99: q(0.99),
+            p999: q(0.999),
+            p9999: q(0.9999),
+            max: Some(h.max()),
+        }
+    }
+}
+
+/// The generating process's own cost, to tell a saturated client from a slow server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientCost {
+    pub cpu_seconds: f64,
+    pub cpu_us_per_request: Option<f64>,
+    pub max_rss_bytes: u64,
+    /// The client, not the server, limited the run: send lag p99 over the threshold, or the
+    /// achieved rate short of the target.
+    pub saturated: bool,
+}
+
+/// A trafficgen run, or several merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrafficgenSummary {
+    pub schema: String,
+    pub target: String,
+    pub mode: Mode,
+    pub connections: u32,
+    /// Requests per second asked for; `null` in closed mode.
+    pub rate_target: Option<f64>,
+    /// Requests sent per second of the measured duration.
+    pub rate_achieved: f64,
+    /// The measured duration (warm-up excluded).
+    pub duration_s: f64,
+    pub started_at: Timestamp,
+    pub interrupted: bool,
+    pub requests: Requests,
+    /// Responses by HTTP status code (`"200": 1234`).
+    pub status_codes: BTreeMap<String, u64>,
+    /// `connect`, `timeout`, `reset`, `transport`, `http_4xx`, `http_5xx`.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// From each request's intended send time to its response: what a user would see.
+    pub latency_us: LatencyStats,
+    /// From the actual send to the response.
+    pub service_time_us: LatencyStats,
+    /// From the intended to the actual send: how far the client fell behind its schedule.
+    pub send_lag_us: LatencyStats,
+    /// The latency histogram: HdrHistogram V2 + DEFLATE, base64, microseconds.
+    pub histogram: String,
+    pub service_time_histogram: Option<String>,
+    pub send_lag_histogram: Option<String>,
+    pub client: ClientCost,
+}
+
+/// Why a histogram field cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistogramError {
+    #[error("histogram is not base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("histogram is not an HdrHistogram V2 log entry: {0:?}")]
+    Decode(hdrhistogram::serialization::DeserializeError),
+    #[error("cannot encode histogram: {0:?}")]
+    Encode(hdrhistogram::serialization::V2DeflateSerializeError),
+    #[error("histograms cannot be added: {0:?}")]
+    Add(hdrhistogram::AdditionError),
+}
+
+/// A latency histogram as meshbench records them: microseconds, 3 significant digits,
+/// growing as needed.
+pub fn new_histogram() -> Histogram<u64> {
+    let mut h = Histogram::new(SIGNIFICANT_DIGITS).expect("3 significant digits is valid");
+    h.auto(true);
+    h
+}
+
+pub fn encode_histogram(h: &Histogram<u64>) -> Result<String, HistogramError> {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .map_err(HistogramError::Encode)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim())?;
+    let mut h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(HistogramError::Decode)?;
+    h.auto(true);
+    Ok(h)
+}
+
+/// Why summaries cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("nothing to merge")]
+    Empty,
+    #[error("summary {index}: {source}")]
+    Histogram {
+        index: usize,
+        #[source]
+        source: HistogramError,
+    },
+    #[error(
+        "summary {index} is {found:?} mode, the first is {expected:?}: open and closed runs do not merge"
+    )]
+    Mode {
+        index: usize,
+        expected: Mode,
+        found: Mode,
+    },
+}
+
+fn merge_optional(
+    summaries: &[TrafficgenSummary],
+    field: impl Fn(&TrafficgenSummary) -> Option<&String>,
+) -> Result<Option<Histogram<u64>>, MergeError> {
+    let mut total = new_histogram();
+    for (index, s) in summaries.iter().enumerate() {
+        let Some(text) = field(s) else {
+            return Ok(None);
+        };
+        let h = decode_histogram(text).map_err(|source| MergeError::Histogram { index, source })?;
+        total.add(&h).map_err(|e| MergeError::Histogram {
+            index,
+            source: HistogramError::Add(e),
+        })?;
+    }
+    Ok(Some(total))
+}
+
+/// Merges summaries of load sent at the same time from several generators (or repetitions):
+/// counts add up, rates add up, histograms are added and the statistics computed from them.
+/// The service-time and send-lag statistics are exact when every summary carries those
+/// histograms; otherwise they are left out (`null`).
+pub fn merge(summaries: &[TrafficgenSummary]) -> Result<TrafficgenSummary, MergeError> {
+    let first = summaries.first().ok_or(MergeError::Empty)?;
+    for (index, s) in summaries.iter().enumerate() {
+        if s.mode != first.mode {
+            return Err(MergeError::Mode {
+                index,
+                expected: first.mode,
+                found: s.mode,
+            });
+        }
+    }
+    let latency = merge_optional(summaries, |s| Some(&s.histogram))?.unwrap_or_else(new_histogram);
+    let service = merge_optional(summaries, |s| s.service_time_histogram.as_ref())?;
+    let lag = merge_optional(summaries, |s| s.send_lag_histogram.as_ref())?;
+
+    let mut requests = Requests::default();
+    let mut status_codes = BTreeMap::new();
+    let mut errors_by_kind = BTreeMap::new();
+    let mut cpu_seconds = 0.0;
+    for s in summaries {
+        requests.add(&s.requests);
+        for (k, v) in &s.status_codes {
+            *status_codes.entry(k.clone()).or_insert(0) += v;
+        }
+        for (k, v) in &s.errors_by_kind {
+            *errors_by_kind.entry(k.clone()).or_insert(0) += v;
+        }
+        cpu_seconds += s.client.cpu_seconds;
+    }
+    let mut targets: Vec<&str> = summaries.iter().map(|s| s.target.as_str()).collect();
+    targets.dedup();
+    let encode = |h: &Histogram<u64>, index| {
+        encode_histogram(h).map_err(|source| MergeError::Histogram { index, source })
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let per_request = (requests.sent > 0).then(|| cpu_seconds * 1e6 / requests.sent as f64);
+    Ok(TrafficgenSummary {
+        schema: TRAFFICGEN.id.to_owned(),
+        target: targets.join(" "),
+        mode: first.mode,
+        connections: summaries.iter().map(|s| s.connections).sum(),
+        rate_target: summaries.iter().map(|s| s.rate_target).sum::<Option<f64>>(),
+        rate_achieved: summaries.iter().map(|s| s.rate_achieved).sum(),
+        duration_s: summaries.iter().map(|s| s.duration_s).fold(0.0, f64::max),
+        started_at: summaries
+            .iter()
+            .map(|s| s.started_at)
+            .min()
+            .unwrap_or(first.started_at),
+        interrupted: summaries.iter().any(|s| s.interrupted),
+        requests,
+        status_codes,
+        errors_by_kind,
+        latency_us: LatencyStats::from_histogram(&latency),
+        service_time_us: service
+            .as_ref()
+            .map(LatencyStats::from_histogram)
+            .unwrap_or_default(),
+        send_lag_us: lag
+            .as_ref()
+            .map(LatencyStats::from_histogram)
+            .unwrap_or_default(),
+        histogram: encode(&latency, 0)?,
+        service_time_histogram: service.as_ref().map(|h| encode(h, 0)).transpose()?,
+        send_lag_histogram: lag.as_ref().map(|h| encode(h, 0)).transpose()?,
+        client: ClientCost {
+            cpu_seconds,
+            cpu_us_per_request: per_request,
+            max_rss_bytes: summaries
+                .iter()
+                .map(|s| s.client.max_rss_bytes)
+                .max()
+                .unwrap_or(0),
+            saturated: summaries.iter().any(|s| s.client.saturated),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(values: &[u64], sent: u64) -> TrafficgenSummary {
+        let mut h = new_histogram();
+        for &v in values {
+            h.record(v).unwrap();
+        }
+        TrafficgenSummary {
+            schema: TRAFFICGEN.id.to_owned(),
+            target: "http://127.0.0.1:8080/".to_owned(),
+            mode: Mode::Open,
+            connections: 10,
+            rate_target: Some(100.0),
+            rate_achieved: 99.5,
+            duration_s: 10.0,
+            started_at: "2026-11-26T08:00:00Z".parse().unwrap(),
+            interrupted: false,
+            requests: Requests {
+                scheduled: sent,
+                sent,
+                completed: sent,
+                ..Requests::default()
+            },
+            status_codes: BTreeMap::from([("200".to_owned(), sent)]),
+            errors_by_kind: BTreeMap::new(),
+            latency_us: LatencyStats::from_histogram(&h),
+            service_time_us: LatencyStats::from_histogram(&h),
+            send_lag_us: LatencyStats::default(),
+            histogram: encode_histogram(&h).unwrap(),
+            service_time_histogram: Some(encode_histogram(&h).unwrap()),
+            send_lag_histogram: None,
+            client: ClientCost::default(),
+        }
+    }
+
+    #[test]
+    fn histogram_round_trips_through_base64() {
+        let mut h = new_histogram();
+        for v in [1, 10, 100, 1_000, 10_000, 3_600_000_000] {
+            h.record(v).unwrap();
+        }
+        let back = decode_histogram(&encode_histogram(&h).unwrap()).unwrap();
+        assert_eq!(back, h);
+        assert!(decode_histogram("not base64!").is_err());
+        assert!(decode_histogram("aGVsbG8=").is_err());
+    }
+
+    #[test]
+    fn merge_goes_through_histograms_not_percentiles() {
+        // One fast generator, one slow: the merged p99 is the slow one's, which averaging
+        // the two p99s would hide.
+        let fast = summary(&[100; 990], 990);
+        let slow = summary(&[50_000; 10], 10);
+        let merged = merge(&[fast.clone(), slow.clone()]).unwrap();
+        assert_eq!(merged.requests.sent, 1000);
+        assert!(merged.requests.balanced());
+        assert_eq!(merged.connections, 20);
+        assert_eq!(merged.rate_target, Some(200.0));
+        assert_eq!(merged.status_codes["200"], 1000);
+        let p99 = merged.latency_us.p99.unwrap();
+        assert!(
+            (100..=101).contains(&p99),
+            "p99 of 990 x 100us and 10 x 50ms is 100us: {p99}"
+        );
+        let p999 = merged.latency_us.p999.unwrap();
+        assert!(p999 >= 49_000, "{p999}");
+        assert!(merged.service_time_us.p999.unwrap() >= 49_000);
+        // Send-lag histograms were missing: left out rather than guessed.
+        assert_eq!(merged.send_lag_us, LatencyStats::default());
+
+        let mut closed = fast.clone();
+        closed.mode = Mode::Closed;
+        assert!(matches!(
+            merge(&[fast, closed]),
+            Err(MergeError::Mode { index: 1, .. })
+        ));
+        assert!(matches!(merge(&[]), Err(MergeError::Empty)));
+    }
+
+    #[test]
+    fn empty_histograms_give_null_statistics_not_nan() {
+        let stats = LatencyStats::from_histogram(&new_histogram());
+        assert_eq!(stats, LatencyStats::default());
+        let json = serde_json::to_string(&stats).unwrap();
+        assert!(
+            !json.contains("NaN") && json.contains("\"p99\":null"),
+            "{json}"
+        );
+    }
+}

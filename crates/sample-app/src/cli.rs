@@ -1,0 +1,108 @@
+//! The `sample-app` command: serve until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+
+use meshbench_cli::{Failure, LogArgs};
+
+use crate::{Config, Delay, Server};
+
+const EXAMPLES: &str = "\
+Examples:
+  # A target for trafficgen on loopback, 2 ms of added latency per request
+  sample-app --listen 127.0.0.1:8080 --delay 2ms &
+  trafficgen -r 2000 -d 10s http://127.0.0.1:8080/
+
+  # Long-tailed latency, and a 1 s stall 5 s into a run (coordinated omission made visible)
+  sample-app --listen 127.0.0.1:8080 --delay exp:1ms &
+  (sleep 5; curl -s 'http://127.0.0.1:8080/__stall?ms=1000') & trafficgen -r 2000 -d 10s http://127.0.0.1:8080/";
+
+/// A small HTTP server to point trafficgen at: fixed-size answers after a configurable delay,
+/// and a stall switch (GET /__stall?ms=N stalls every request for N ms).
+#[derive(Debug, clap::Parser)]
+#[command(name = "sample-app", version, after_long_help = EXAMPLES)]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Body size of every answer, in bytes.
+    #[arg(long, default_value_t = 612)]
+    pub response_size: usize,
+
+    /// Added latency: 0, a duration (2ms), uniform:LOW-HIGH or exp:MEAN.
+    #[arg(long, default_value = "0")]
+    pub delay: Delay,
+
+    /// Seed for random delays.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Worker threads (default: the number of cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Failure for Error {}
+
+pub fn run(args: Args) -> Result<(), Error> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = runtime.enable_all().build().map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        let config = Config {
+            response_size: args.response_size,
+            delay: args.delay,
+            seed: args.seed,
+        };
+        let server = Server::start(args.listen, config)
+            .await
+            .map_err(|source| Error::Listen {
+                addr: args.listen,
+                source,
+            })?;
+        println!("listening on {}", server.addr());
+        wait_for_signal().await;
+        tracing::info!("stopping after {} requests", server.requests());
+        server.shutdown().await;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,327 @@
+//! sample-app: the HTTP target of meshbench's tests, benchmarks and offline demo.
+//!
+//! Every request is answered `200` with a body of the configured size, after the configured added
+//! latency (none, fixed, uniform or exponential, seeded). Two paths are special:
+//!
+//! - `/__stall?ms=N` stalls the whole server for N milliseconds from now: requests being served
+//!   or arriving meanwhile are answered only when it ends, as a server in a GC pause or a
+//!   rescheduled pod would. The stall request itself is answered at once. This is how the
+//!   coordinated-omission tests make a stall happen at a known moment; [`Server::stall`] does the
+//!   same from a test.
+//! - `/status/NNN` answers with status NNN (for error-classification tests).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::{Rng, SeedableRng};
+
+pub mod cli;
+use rand_distr::{Distribution, Exp};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Added latency per request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Delay {
+    None,
+    Fixed(Duration),
+    /// Uniform between the two bounds.
+    Uniform(Duration, Duration),
+    /// Exponential with this mean.
+    Exponential(Duration),
+}
+
+impl std::str::FromStr for Delay {
+    type Err = String;
+
+    /// `0`, `2ms`, `uniform:1ms-5ms`, `exp:2ms`.
+    fn from_str(s: &str) -> Result<Delay, String> {
+        let duration = |t: &str| {
+            parse_duration(t)
+                .ok_or_else(|| format!("{t:?} is not a duration such as 2ms, 150us or 1s"))
+        };
+        if let Some(range) = s.strip_prefix("uniform:") {
+            let (low, high) = range
+                .split_once('-')
+                .ok_or_else(|| format!("{s:?}: expected uniform:LOW-HIGH, e.g. uniform:1ms-5ms"))?;
+            let (low, high) = (duration(low)?, duration(high)?);
+            if low > high {
+                return Err(format!("{s:?}: the lower bound is above the upper"));
+            }
+            return Ok(Delay::Uniform(low, high));
+        }
+        if let Some(mean) = s.strip_prefix("exp:") {
+            return Ok(Delay::Exponential(duration(mean)?));
+        }
+        let d = duration(s)?;
+        Ok(if d.is_zero() {
+            Delay::None
+        } else {
+            Delay::Fixed(d)
+        })
+    }
+}
+
+/// `1.5s`, `250ms`, `100us`, `0`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let (number, scale) = [
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+    ]
+    .iter()
+    .find_map(|(suffix, scale)| text.strip_suffix(suffix).map(|n| (n, *scale)))
+    .unwrap_or((text, 1.0));
+    let value: f64 = number.parse().ok()?;
+    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value * scale))
+}
+
+/// How the server answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub response_size: usize,
+    pub delay: Delay,
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            response_size: 612, // nginx's default page, the seed's target
+            delay: Delay::None,
+            seed: 1,
+        }
+    }
+}
+
+/// The shared state of a running server.
+#[derive(Debug)]
+struct State {
+    config: Config,
+    body: Bytes,
+    epoch: Instant,
+    /// Nanoseconds after `epoch` until which the server stalls.
+    stalled_until: AtomicU64,
+    requests: AtomicU64,
+}
+
+impl State {
+    fn stall(&self, length: Duration) {
+        let until = self.epoch.elapsed() + length;
+        let nanos = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
+        self.stalled_until.fetch_max(nanos, Ordering::SeqCst);
+    }
+
+    async fn wait_out_stall(&self) {
+        let until = Duration::from_nanos(self.stalled_until.load(Ordering::SeqCst));
+        let now = self.epoch.elapsed();
+        if until > now {
+            tokio::time::sleep(until - now).await;
+        }
+    }
+
+    fn delay(&self, rng: &mut rand::rngs::StdRng) -> Duration {
+        match self.config.delay {
+            Delay::None => Duration::ZERO,
+            Delay::Fixed(d) => d,
+            Delay::Uniform(low, high) => {
+                Duration::from_secs_f64(rng.random_range(low.as_secs_f64()..=high.as_secs_f64()))
+            }
+            Delay::Exponential(mean) => match Exp::new(1.0 / mean.as_secs_f64().max(1e-9)) {
+                Ok(exp) => Duration::from_secs_f64(exp.sample(rng)),
+                Err(_) => Duration::ZERO,
+            },
+        }
+    }
+
+    async fn answer(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        // Each request draws from its own generator, seeded from the configured seed and its
+        // arrival number: reproducible for a given order of arrival, and nothing shared to lock.
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(
+            self.config.seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
+        let path = req.uri().path();
+        if path == "/__stall" {
+            let ms = req
+                .uri()
+                .query()
+                .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ms=")))
+                .and_then(|v| v.parse::<u64>().ok());
+            return match ms {
+                Some(ms) => {
+                    self.stall(Duration::from_millis(ms));
+                    text(StatusCode::OK, format!("stalled for {ms} ms\n"))
+                }
+                None => text(
+                    StatusCode::BAD_REQUEST,
+                    "expected /__stall?ms=N\n".to_owned(),
+                ),
+            };
+        }
+        let delay = self.delay(&mut rng);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.wait_out_stall().await;
+        if let Some(code) = path.strip_prefix("/status/") {
+            return match code
+                .parse::<u16>()
+                .ok()
+                .and_then(|c| StatusCode::from_u16(c).ok())
+            {
+                Some(status) => text(status, format!("{status}\n")),
+                None => text(StatusCode::BAD_REQUEST, "expected /status/NNN\n".to_owned()),
+            };
+        }
+        Response::new(Full::new(self.body.clone()))
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
+/// A running sample-app, serving on the Tokio runtime it was started on.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 for any free port) and starts serving HTTP/1.1 and h2c.
+    pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            config,
+            body: Bytes::from(vec![b'x'; config.response_size]),
+            epoch: Instant::now(),
+            stalled_until: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+        });
+        let (shutdown, mut stopped) = watch::channel(false);
+        let accept_state = Arc::clone(&state);
+        let accept = tokio::spawn(async move {
+            loop {
+                let (stream, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(conn) => conn,
+                        Err(e) => {
+                            tracing::warn!("accept: {e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        }
+                    },
+                    _ = stopped.changed() => break,
+                };
+                let _ = stream.set_nodelay(true);
+                let state = Arc::clone(&accept_state);
+                let mut stopped = stopped.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(state.answer(&req).await) }
+                    });
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::select! {
+                        result = conn => if let Err(e) = result {
+                            tracing::debug!("connection: {e}");
+                        },
+                        _ = stopped.changed() => {}
+                    }
+                });
+            }
+        });
+        Ok(Server {
+            addr,
+            state,
+            shutdown,
+            accept,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/`
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Stalls every request for `length` from now.
+    pub fn stall(&self, length: Duration) {
+        self.state.stall(length);
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting and closes every connection.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.accept.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_parse() {
+        assert_eq!("0".parse::<Delay>(), Ok(Delay::None));
+        assert_eq!(
+            "2ms".parse::<Delay>(),
+            Ok(Delay::Fixed(Duration::from_millis(2)))
+        );
+        assert_eq!(
+            "uniform:1ms-5ms".parse::<Delay>(),
+            Ok(Delay::Uniform(
+                Duration::from_millis(1),
+                Duration::from_millis(5)
+            ))
+        );
+        assert_eq!(
+            "exp:150us".parse::<Delay>(),
+            Ok(Delay::Exponential(Duration::from_micros(150)))
+        );
+        assert!("uniform:5ms-1ms".parse::<Delay>().is_err());
+        assert!("soon".parse::<Delay>().is_err());
+        assert!("-1s".parse::<Delay>().is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("100us"), Some(Duration::from_micros(100)));
+        assert_eq!(parse_duration("x"), None);
+        assert_eq!(parse_duration("inf"), None);
+    }
+}
