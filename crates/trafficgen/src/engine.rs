@@ -1,0 +1,726 @@
+//! The load: one current-thread Tokio runtime per thread, its share of the connections as local
+//! tasks, nothing shared on the hot path but an atomic stop time.
+//!
+//! Open loop (wrk2's method): connection `k` of `C` at total rate `R` is due at
+//! `t0 + (i·C + k) / R` (or at seeded Poisson times); it waits for that time, sends, and records
+//! latency from the *intended* time, service time from the actual send, and the send lag between
+//! them. A stalled server therefore shows in full: requests that come due during the stall queue
+//! up on their connection and are charged the whole wait. Closed loop: each connection sends as
+//! soon as its previous answer is in, and intended = actual.
+//!
+//! Accounting: every request due inside the measured window is counted `scheduled`, and ends as
+//! exactly one of completed, error, unsent (still queued when the window closed) or in flight
+//! (unanswered when the run ended).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http::{Request, Version};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use meshbench_formats::trafficgen::{Mode, Requests, new_histogram};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Exp};
+use tokio::net::TcpStream;
+
+use crate::plan::{Arrival, Plan};
+use crate::report::Collector;
+use crate::{Error, Output};
+
+/// How long after the schedule ends in-flight requests may still finish when Ctrl-C stopped it.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
+/// Time to set up threads and connections before the first request is due.
+const LEAD_IN: Duration = Duration::from_millis(100);
+
+/// Everything the run produced.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    pub started_at: SystemTime,
+    pub measured: Duration,
+    pub interrupted: bool,
+    pub requests: Requests,
+    pub status_codes: BTreeMap<u16, u64>,
+    pub errors_by_kind: BTreeMap<&'static str, u64>,
+    pub latency: Histogram<u64>,
+    pub service: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    /// Send lag of requests whose connection was free when they came due: the client's own delay.
+    pub scheduler_lag: Histogram<u64>,
+    pub timeline: Vec<crate::report::TimelineRow>,
+    pub cpu_seconds: f64,
+    pub max_rss_bytes: u64,
+}
+
+/// What every thread shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub plan: Plan,
+    pub addrs: Vec<SocketAddr>,
+    pub t0: Instant,
+    pub measure_start: Instant,
+    /// Nanoseconds after `t0` at which the schedule stops: the end of the run, or earlier on
+    /// Ctrl-C or when -n is used up.
+    stop_ns: AtomicU64,
+    pub interrupted: AtomicBool,
+    stop: tokio::sync::Notify,
+    /// Measured requests still allowed by -n.
+    budget: Option<AtomicU64>,
+}
+
+impl Shared {
+    pub(crate) fn stop_at(&self) -> Instant {
+        self.t0 + Duration::from_nanos(self.stop_ns.load(Ordering::Acquire))
+    }
+
+    /// Stops the schedule at `at` (if earlier than planned) and wakes every waiting connection.
+    fn stop_now(&self, at: Instant) {
+        let ns =
+            u64::try_from(at.saturating_duration_since(self.t0).as_nanos()).unwrap_or(u64::MAX);
+        self.stop_ns.fetch_min(ns, Ordering::AcqRel);
+        self.stop.notify_waiters();
+    }
+
+    /// Takes one request from the -n budget; false once it is used up.
+    fn take_budget(&self) -> bool {
+        match &self.budget {
+            None => true,
+            Some(b) => b
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok(),
+        }
+    }
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Counters of one second of the measured window.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SecondCounts {
+    pub scheduled: u64,
+    pub sent: u64,
+    pub completed: u64,
+    pub errors: u64,
+}
+
+/// One thread's statistics; its connection tasks share it through `Rc<RefCell<_>>`.
+#[derive(Debug)]
+pub(crate) struct ThreadStats {
+    measure_start: Instant,
+    pub latency: Histogram<u64>,
+    pub service: Histogram<u64>,
+    pub lag: Histogram<u64>,
+    pub scheduler_lag: Histogram<u64>,
+    /// Latencies completed in the current second, for the timeline and interval log.
+    pub second: Histogram<u64>,
+    pub counts: Vec<SecondCounts>,
+    pub requests: Requests,
+    pub status_codes: BTreeMap<u16, u64>,
+    pub errors_by_kind: BTreeMap<&'static str, u64>,
+}
+
+enum Answer {
+    Status(u16),
+    Timeout,
+    Failed(&'static str),
+}
+
+impl ThreadStats {
+    fn new(measure_start: Instant) -> ThreadStats {
+        ThreadStats {
+            measure_start,
+            latency: new_histogram(),
+            service: new_histogram(),
+            lag: new_histogram(),
+            scheduler_lag: new_histogram(),
+            second: new_histogram(),
+            counts: Vec::new(),
+            requests: Requests::default(),
+            status_codes: BTreeMap::new(),
+            errors_by_kind: BTreeMap::new(),
+        }
+    }
+
+    fn counts_at(&mut self, t: Instant) -> &mut SecondCounts {
+        let second = usize::try_from(t.saturating_duration_since(self.measure_start).as_secs())
+            .unwrap_or(usize::MAX);
+        if self.counts.len() <= second {
+            self.counts.resize(second + 1, SecondCounts::default());
+        }
+        &mut self.counts[second]
+    }
+
+    fn scheduled(&mut self, intended: Instant) {
+        self.requests.scheduled += 1;
+        self.counts_at(intended).scheduled += 1;
+    }
+
+    fn error(&mut self, kind: &'static str, at: Instant) {
+        self.requests.errors += 1;
+        *self.errors_by_kind.entry(kind).or_insert(0) += 1;
+        self.counts_at(at).errors += 1;
+    }
+
+    fn sent(&mut self, intended: Instant, actual: Instant, connection_was_free: bool) {
+        self.requests.sent += 1;
+        self.requests.in_flight += 1;
+        self.counts_at(actual).sent += 1;
+        let lag = micros(actual - intended);
+        let _ = self.lag.record(lag);
+        if connection_was_free {
+            let _ = self.scheduler_lag.record(lag);
+        }
+    }
+
+    fn answered(
+        &mut self,
+        intended: Instant,
+        actual: Instant,
+        done: Instant,
+        answer: &Answer,
+        timeout: Duration,
+    ) {
+        self.requests.in_flight -= 1;
+        let (latency, service) = match answer {
+            Answer::Status(_) => (done - intended, done - actual),
+            // A timed-out request counts at the timeout: it took at least that long.
+            Answer::Timeout => (actual + timeout - intended, timeout),
+            Answer::Failed(_) => (Duration::ZERO, Duration::ZERO),
+        };
+        match *answer {
+            Answer::Status(code) => {
+                *self.status_codes.entry(code).or_insert(0) += 1;
+                if code < 400 {
+                    self.requests.completed += 1;
+                    self.counts_at(done).completed += 1;
+                } else {
+                    self.error(if code < 500 { "http_4xx" } else { "http_5xx" }, done);
+                }
+            }
+            Answer::Timeout => self.error("timeout", done),
+            Answer::Failed(kind) => {
+                self.error(kind, done);
+                return;
+            }
+        }
+        let _ = self.latency.record(micros(latency));
+        let _ = self.service.record(micros(service));
+        let _ = self.second.record(micros(latency));
+    }
+}
+
+/// Messages from load threads to the collector.
+pub(crate) enum Message {
+    /// Latencies completed in second `second` of the measured window, on one thread.
+    Second {
+        second: u64,
+        latency: Histogram<u64>,
+    },
+    /// A thread's totals, when it is done.
+    Done(Box<ThreadStats>),
+}
+
+/// Resolves the target and opens one connection, so that a wrong host or port fails at once
+/// with a clear message instead of as a run of errors.
+fn preflight(plan: &Plan) -> Result<Vec<SocketAddr>, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    tokio::task::LocalSet::new().block_on(&runtime, async {
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((plan.host.as_str(), plan.port))
+            .await
+            .map_err(|e| Error::Resolve {
+                host: plan.host.clone(),
+                problem: e.to_string(),
+            })?
+            .collect();
+        if addrs.is_empty() {
+            return Err(Error::Resolve {
+                host: plan.host.clone(),
+                problem: "no addresses".to_owned(),
+            });
+        }
+        let conn = tokio::time::timeout(plan.timeout, Connection::open(plan, addrs[0])).await;
+        match conn {
+            Ok(Ok(_)) => Ok(addrs),
+            Ok(Err((_, problem))) => Err(Error::Unreachable {
+                target: plan.url.clone(),
+                problem,
+            }),
+            Err(_) => Err(Error::Unreachable {
+                target: plan.url.clone(),
+                problem: format!("no connection within --timeout {:?}", plan.timeout),
+            }),
+        }
+    })
+}
+
+/// Runs the plan; `hlog` receives the interval log as the run goes.
+pub(crate) fn run(plan: &Plan, hlog: Option<Output>) -> Result<Outcome, Error> {
+    let addrs = preflight(plan)?;
+    let started_at = SystemTime::now();
+    let t0 = Instant::now() + LEAD_IN;
+    let measure_start = t0 + plan.warmup;
+    // The schedule ends after the measured duration; with -n alone and a rate, when the budget
+    // would be spent on schedule; with -n alone in a closed loop, when the budget is spent.
+    let window = match (plan.duration, plan.requests, plan.rate) {
+        (Some(d), _, _) => Some(d),
+        #[allow(clippy::cast_precision_loss)]
+        (None, Some(n), Some(rate)) => Some(Duration::from_secs_f64(n as f64 / rate)),
+        (None, _, _) => None,
+    };
+    let stop_ns = window.map_or(u64::MAX, |w| {
+        u64::try_from((plan.warmup + w).as_nanos()).unwrap_or(u64::MAX)
+    });
+    let shared = Arc::new(Shared {
+        plan: plan.clone(),
+        addrs,
+        t0,
+        measure_start,
+        stop_ns: AtomicU64::new(stop_ns),
+        interrupted: AtomicBool::new(false),
+        stop: tokio::sync::Notify::new(),
+        budget: plan.requests.map(AtomicU64::new),
+    });
+
+    let (tx, rx) = mpsc::channel::<Message>();
+    let mut collector = Collector::new(plan, &shared, started_at, hlog)?;
+    let threads = plan.threads;
+    let result = std::thread::scope(|scope| -> Result<(), Error> {
+        let mut handles = Vec::with_capacity(threads);
+        for thread in 0..threads {
+            let shared = Arc::clone(&shared);
+            let tx = tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("trafficgen-{thread}"))
+                .spawn_scoped(scope, move || load_thread(thread, &shared, &tx))
+                .map_err(Error::Runtime)?;
+            handles.push(handle);
+        }
+        drop(tx);
+        collector.collect(&rx, threads)?;
+        for h in handles {
+            h.join()
+                .map_err(|_| Error::Runtime(std::io::Error::other("a load thread panicked")))??;
+        }
+        Ok(())
+    });
+    result?;
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).ok();
+    let cpu_seconds = usage.map_or(0.0, |u| {
+        let t = |tv: nix::sys::time::TimeVal| {
+            #[allow(clippy::cast_precision_loss)]
+            let secs = tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+            secs
+        };
+        t(u.user_time()) + t(u.system_time())
+    });
+    let max_rss_bytes = usage.map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024);
+    let interrupted = shared.interrupted.load(Ordering::Acquire);
+    let measured = shared
+        .stop_at()
+        .min(collector.last_event().unwrap_or(measure_start))
+        .saturating_duration_since(measure_start);
+    let measured = match (interrupted, window) {
+        (false, Some(w)) => w,
+        _ => measured,
+    };
+    Ok(collector.finish(
+        started_at,
+        measured,
+        interrupted,
+        cpu_seconds,
+        max_rss_bytes,
+    ))
+}
+
+/// One load thread: its connections as local tasks on a current-thread runtime.
+fn load_thread(
+    thread: usize,
+    shared: &Arc<Shared>,
+    tx: &mpsc::Sender<Message>,
+) -> Result<(), Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    let local = tokio::task::LocalSet::new();
+    let stats = Rc::new(RefCell::new(ThreadStats::new(shared.measure_start)));
+    local.block_on(&runtime, async {
+        let plan = &shared.plan;
+        let mut tasks = tokio::task::JoinSet::new();
+        let connections = (0..plan.connections).filter(|k| *k as usize % plan.threads == thread);
+        for k in connections {
+            tasks.spawn_local(connection(k, Arc::clone(shared), Rc::clone(&stats)));
+        }
+        // Ctrl-C: stop the schedule everywhere; answers may still come in for a moment.
+        let interrupt_shared = Arc::clone(shared);
+        let ctrl_c = tokio::task::spawn_local(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupt_shared.interrupted.store(true, Ordering::Release);
+                interrupt_shared.stop_now(Instant::now());
+            }
+        });
+        let ticker =
+            tokio::task::spawn_local(ticker(Arc::clone(shared), Rc::clone(&stats), tx.clone()));
+
+        // Wait for every connection; after an interrupt, only for a grace period.
+        let mut grace_until: Option<Instant> = None;
+        loop {
+            if grace_until.is_none() && shared.interrupted.load(Ordering::Acquire) {
+                grace_until = Some(Instant::now() + INTERRUPT_GRACE);
+            }
+            let stopped = shared.stop.notified();
+            if let Some(until) = grace_until {
+                tokio::select! {
+                    next = tasks.join_next() => if next.is_none() { break },
+                    () = tokio::time::sleep_until(until.into()) => {
+                        // Still unanswered: counted in flight.
+                        tasks.abort_all();
+                        while tasks.join_next().await.is_some() {}
+                        break;
+                    }
+                }
+            } else {
+                tokio::select! {
+                    next = tasks.join_next() => if next.is_none() { break },
+                    () = stopped => {}
+                }
+            }
+        }
+        ctrl_c.abort();
+        ticker.abort();
+        let _ = ticker.await;
+        let mut stats = stats.borrow_mut();
+        let last = std::mem::replace(&mut stats.second, new_histogram());
+        let second = Instant::now()
+            .saturating_duration_since(shared.measure_start)
+            .as_secs();
+        if Instant::now() > shared.measure_start {
+            let _ = tx.send(Message::Second {
+                second,
+                latency: last,
+            });
+        }
+    });
+    let stats =
+        Rc::try_unwrap(stats).map_or_else(|rc| rc.borrow().clone_totals(), RefCell::into_inner);
+    let _ = tx.send(Message::Done(Box::new(stats)));
+    Ok(())
+}
+
+impl ThreadStats {
+    fn clone_totals(&self) -> ThreadStats {
+        ThreadStats {
+            measure_start: self.measure_start,
+            latency: self.latency.clone(),
+            service: self.service.clone(),
+            lag: self.lag.clone(),
+            scheduler_lag: self.scheduler_lag.clone(),
+            second: self.second.clone(),
+            counts: self.counts.clone(),
+            requests: self.requests,
+            status_codes: self.status_codes.clone(),
+            errors_by_kind: self.errors_by_kind.clone(),
+        }
+    }
+}
+
+/// Hands the collector each second's latencies as the second ends.
+async fn ticker(shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>, tx: mpsc::Sender<Message>) {
+    tokio::time::sleep_until(shared.measure_start.into()).await;
+    // Warm-up latencies are not the measurement's.
+    let _ = std::mem::replace(&mut stats.borrow_mut().second, new_histogram());
+    let mut second = 0u64;
+    loop {
+        let boundary = shared.measure_start + Duration::from_secs(second + 1);
+        tokio::time::sleep_until(boundary.into()).await;
+        let latency = std::mem::replace(&mut stats.borrow_mut().second, new_histogram());
+        if tx.send(Message::Second { second, latency }).is_err() {
+            return;
+        }
+        second += 1;
+    }
+}
+
+/// Intended send times of one connection.
+struct Schedule {
+    next: Instant,
+    /// Uniform: the gap between this connection's requests.
+    gap: Duration,
+    poisson: Option<(Exp<f64>, rand::rngs::StdRng)>,
+}
+
+impl Schedule {
+    fn new(plan: &Plan, k: u32, t0: Instant) -> Schedule {
+        let rate = plan.rate.unwrap_or(1.0);
+        let per_connection = rate / f64::from(plan.connections);
+        match plan.arrival {
+            Arrival::Uniform => Schedule {
+                // wrk2's interleaving: connection k is offset by k/R within each round.
+                next: t0 + Duration::from_secs_f64(f64::from(k) / rate),
+                gap: Duration::from_secs_f64(1.0 / per_connection),
+                poisson: None,
+            },
+            Arrival::Poisson => {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(
+                    plan.seed ^ (u64::from(k) << 32 | 0x5bd1e995),
+                );
+                let exp = Exp::new(per_connection)
+                    .unwrap_or_else(|_| Exp::new(1.0).expect("1 is a valid rate"));
+                let first = Duration::from_secs_f64(exp.sample(&mut rng));
+                Schedule {
+                    next: t0 + first,
+                    gap: Duration::ZERO,
+                    poisson: Some((exp, rng)),
+                }
+            }
+        }
+    }
+
+    fn peek(&self) -> Instant {
+        self.next
+    }
+
+    fn advance(&mut self) {
+        self.next += match &mut self.poisson {
+            None => self.gap,
+            Some((exp, rng)) => Duration::from_secs_f64(exp.sample(rng)),
+        };
+    }
+}
+
+/// An open HTTP connection.
+enum Connection {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Connection {
+    /// Connects (TCP, then TLS for https), and hands the connection's driver to the runtime.
+    /// Errors come with their kind: `connect`.
+    async fn open(plan: &Plan, addr: SocketAddr) -> Result<Connection, (&'static str, String)> {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| ("connect", format!("{addr}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        match &plan.tls {
+            None => Self::handshake(plan, TokioIo::new(tcp), plan.http2).await,
+            Some(config) => {
+                let name = rustls::pki_types::ServerName::try_from(plan.host.clone())
+                    .map_err(|e| ("connect", format!("{}: {e}", plan.host)))?;
+                let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| ("connect", format!("TLS handshake with {}: {e}", plan.host)))?;
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                if plan.http2 && !h2 {
+                    return Err((
+                        "connect",
+                        format!("{} did not negotiate HTTP/2 (ALPN h2)", plan.host),
+                    ));
+                }
+                Self::handshake(plan, TokioIo::new(tls), h2).await
+            }
+        }
+    }
+
+    async fn handshake<T>(
+        plan: &Plan,
+        io: TokioIo<T>,
+        h2: bool,
+    ) -> Result<Connection, (&'static str, String)>
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let failed =
+            |e: hyper::Error| ("connect", format!("HTTP handshake with {}: {e}", plan.host));
+        if h2 {
+            let (sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(failed)?;
+            tokio::task::spawn_local(async move {
+                let _ = conn.await;
+            });
+            Ok(Connection::H2(sender))
+        } else {
+            let (sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(failed)?;
+            tokio::task::spawn_local(async move {
+                let _ = conn.await;
+            });
+            Ok(Connection::H1(sender))
+        }
+    }
+
+    /// Sends one request and reads the whole answer (discarding the body).
+    async fn exchange(&mut self, plan: &Plan) -> Result<u16, hyper::Error> {
+        let mut request = Request::new(Full::new(plan.body.clone()));
+        *request.method_mut() = plan.method.clone();
+        *request.headers_mut() = plan.headers.clone();
+        let response = match self {
+            Connection::H1(sender) => {
+                *request.uri_mut() = plan.path_uri.clone();
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+            Connection::H2(sender) => {
+                *request.uri_mut() = plan.full_uri.clone();
+                *request.version_mut() = Version::HTTP_2;
+                request.headers_mut().remove(http::header::HOST);
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+        };
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            frame?;
+        }
+        Ok(status)
+    }
+}
+
+/// What kind of failure a hyper error is.
+fn classify(e: &hyper::Error) -> &'static str {
+    if e.is_timeout() {
+        return "timeout";
+    }
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return "reset";
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{
+                BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof,
+            };
+            if matches!(
+                io.kind(),
+                ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
+            ) {
+                return "reset";
+            }
+        }
+        source = s.source();
+    }
+    "transport"
+}
+
+/// One connection's life: wait for each intended time, send, record; reconnect after failures.
+async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>) {
+    let plan = &shared.plan;
+    let addr = shared.addrs[k as usize % shared.addrs.len()];
+    let open = plan.mode == Mode::Open;
+    let mut schedule = Schedule::new(plan, k, shared.t0);
+    let mut conn = Connection::open(plan, addr).await.ok();
+    let mut previous_done = shared.t0;
+    let mut backoff = Duration::from_millis(10);
+    let mut warned = false;
+    if !open {
+        tokio::time::sleep_until(shared.t0.into()).await;
+    }
+    loop {
+        let stop_at = shared.stop_at();
+        let intended = if open {
+            schedule.peek()
+        } else {
+            Instant::now()
+        };
+        if intended >= stop_at || Instant::now() >= stop_at {
+            break;
+        }
+        if open && Instant::now() < intended {
+            let stopped = shared.stop.notified();
+            tokio::select! {
+                () = crate::pacer::sleep_until(intended) => {}
+                () = stopped => continue,
+            }
+        }
+        let measured = intended >= shared.measure_start;
+        if measured && !shared.take_budget() {
+            shared.stop_now(Instant::now());
+            break;
+        }
+        if open {
+            schedule.advance();
+        }
+        if measured {
+            stats.borrow_mut().scheduled(intended);
+        }
+        if conn.is_none() {
+            match Connection::open(plan, addr).await {
+                Ok(c) => {
+                    conn = Some(c);
+                    backoff = Duration::from_millis(10);
+                }
+                Err((kind, problem)) => {
+                    if !warned {
+                        tracing::warn!("connection {k}: {problem}");
+                        warned = true;
+                    }
+                    if measured {
+                        stats.borrow_mut().error(kind, Instant::now());
+                    }
+                    // Do not spin on a refused port; the schedule keeps its own time.
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            }
+        }
+        let actual = Instant::now();
+        if measured {
+            stats
+                .borrow_mut()
+                .sent(intended, actual, previous_done <= intended);
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        let answer = match tokio::time::timeout(plan.timeout, c.exchange(plan)).await {
+            Ok(Ok(status)) => Answer::Status(status),
+            Ok(Err(e)) => {
+                if !warned {
+                    tracing::warn!("connection {k}: {e}");
+                    warned = true;
+                }
+                conn = None;
+                Answer::Failed(classify(&e))
+            }
+            Err(_) => {
+                // The request is still on the wire: this connection cannot be reused.
+                conn = None;
+                Answer::Timeout
+            }
+        };
+        let done = Instant::now();
+        previous_done = done;
+        if measured {
+            stats
+                .borrow_mut()
+                .answered(intended, actual, done, &answer, plan.timeout);
+        }
+    }
+    // Requests that came due in the window but were still queued on this connection.
+    if open {
+        let stop_at = shared.stop_at();
+        let mut stats = stats.borrow_mut();
+        while schedule.peek() < stop_at {
+            if schedule.peek() >= shared.measure_start {
+                stats.scheduled(schedule.peek());
+                stats.requests.unsent += 1;
+            }
+            schedule.advance();
+        }
+    }
+}

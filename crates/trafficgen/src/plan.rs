@@ -1,0 +1,444 @@
+//! What to send, how often and for how long: the arguments, checked once, before any load.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, HOST, HeaderName, HeaderValue, USER_AGENT};
+use http::{HeaderMap, Method, Uri};
+use meshbench_formats::trafficgen::Mode;
+
+use crate::Error;
+
+/// The seed's defaults: its target, 300 s, 50 workers.
+pub const DEFAULT_URL: &str = "http://nginx-1.sample-app.svc.cluster.local";
+pub const DEFAULT_SECONDS: u64 = 300;
+pub const DEFAULT_CONNECTIONS: u32 = 50;
+
+/// How intended send times are spaced in open-loop mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Arrival {
+    /// Evenly spaced, as wrk2 does.
+    Uniform,
+    /// A Poisson process per connection (exponential gaps), seeded with --seed.
+    Poisson,
+}
+
+/// Load flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// How long to measure: 300, 30s, 5m (after --warmup).
+    #[arg(short, long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Connections (each carries one request at a time).
+    #[arg(short, long, value_name = "N")]
+    pub connections: Option<u32>,
+
+    /// Total requests per second, open loop; without it, a closed loop at full speed.
+    #[arg(short, long, value_name = "RPS")]
+    pub rate: Option<f64>,
+
+    /// Stop after this many measured requests.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub requests: Option<u64>,
+
+    /// Send for this long first without recording.
+    #[arg(long, value_name = "DURATION", default_value = "0")]
+    pub warmup: String,
+
+    /// Per-request timeout; a timed-out request is recorded at this latency and flagged.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub timeout: String,
+
+    /// HTTP method.
+    #[arg(short, long, default_value = "GET")]
+    pub method: String,
+
+    /// A request header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+
+    /// Request body.
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+
+    /// Request body from a file.
+    #[arg(long, value_name = "FILE")]
+    pub body_file: Option<PathBuf>,
+
+    /// HTTP/2: negotiated by ALPN over TLS, prior knowledge (h2c) over plain TCP.
+    #[arg(long)]
+    pub http2: bool,
+
+    /// Threads sending load (default: the number of cores).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+
+    /// Seed for everything random (Poisson arrivals).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Spacing of intended send times in open-loop mode.
+    #[arg(long, value_enum, default_value_t = Arrival::Uniform)]
+    pub arrival: Arrival,
+
+    /// Do not verify TLS certificates (says so on stderr).
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+
+    /// Trust this CA certificate (PEM) as well as the system's (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Vec<PathBuf>,
+
+    /// The client counts as saturated when its own scheduling lag (p99 over requests whose
+    /// connection was free when they were due) exceeds this.
+    #[arg(long, value_name = "DURATION", default_value = "1ms")]
+    pub lag_threshold: String,
+}
+
+/// A checked plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    pub https: bool,
+    /// Origin-form URI for HTTP/1.1 (`/path?query`).
+    pub path_uri: Uri,
+    /// Absolute URI for HTTP/2.
+    pub full_uri: Uri,
+    pub method: Method,
+    /// Headers of every request (Host included for HTTP/1.1).
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub mode: Mode,
+    pub rate: Option<f64>,
+    pub arrival: Arrival,
+    /// Measured duration; `None` with -n only.
+    pub duration: Option<Duration>,
+    pub requests: Option<u64>,
+    pub warmup: Duration,
+    pub timeout: Duration,
+    pub connections: u32,
+    pub threads: usize,
+    pub http2: bool,
+    pub seed: u64,
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub lag_threshold: Duration,
+}
+
+/// `300` (seconds), `30s`, `5m`, `250ms`, `1.5s`.
+pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, Error> {
+    let t = text.trim();
+    let (number, scale) = [
+        ("ms", 1e-3),
+        ("us", 1e-6),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+    ]
+    .iter()
+    .find_map(|(suffix, scale)| t.strip_suffix(suffix).map(|n| (n, *scale)))
+    .unwrap_or((t, 1.0));
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => {
+            Ok(Duration::from_secs_f64(v * scale))
+        }
+        _ => Err(Error::Usage(format!(
+            "{flag}: {text:?} is not a duration such as 300, 30s, 5m or 250ms"
+        ))),
+    }
+}
+
+impl Plan {
+    /// Checks the arguments: the original's positional form, then the flags, which win.
+    pub fn from_args(
+        url: Option<&str>,
+        seconds: Option<&str>,
+        concurrency: Option<u32>,
+        load: &LoadArgs,
+    ) -> Result<Plan, Error> {
+        let url = url.unwrap_or(DEFAULT_URL);
+        let uri: Uri = url.parse().map_err(|e: http::uri::InvalidUri| Error::Url {
+            url: url.to_owned(),
+            problem: e.to_string(),
+        })?;
+        let bad_url = |problem: &str| Error::Url {
+            url: url.to_owned(),
+            problem: problem.to_owned(),
+        };
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            Some(other) => return Err(bad_url(&format!("scheme {other:?} is not http or https"))),
+            None => return Err(bad_url("no scheme: write http://host/ or https://host/")),
+        };
+        let authority = uri.authority().ok_or_else(|| bad_url("no host"))?.clone();
+        if authority.as_str().contains('@') {
+            return Err(bad_url(
+                "credentials in the URL are not supported; use -H Authorization",
+            ));
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let path_and_query = uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str);
+        let path_uri: Uri = path_and_query.parse().map_err(|_| bad_url("bad path"))?;
+        let full_uri = Uri::builder()
+            .scheme(if https { "https" } else { "http" })
+            .authority(authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| bad_url(&e.to_string()))?;
+
+        let method = Method::from_bytes(load.method.as_bytes())
+            .map_err(|_| Error::Usage(format!("-m: {:?} is not an HTTP method", load.method)))?;
+        let body = match (&load.body, &load.body_file) {
+            (Some(text), _) => Bytes::from(text.clone()),
+            (None, Some(path)) => {
+                Bytes::from(std::fs::read(path).map_err(|source| Error::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?)
+            }
+            (None, None) => Bytes::new(),
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("meshbench-trafficgen/", env!("CARGO_PKG_VERSION"))),
+        );
+        for header in &load.headers {
+            let bad = |problem: &str| Error::Header {
+                header: header.clone(),
+                problem: problem.to_owned(),
+            };
+            let (name, value) = header.split_once(':').ok_or_else(|| bad("no colon"))?;
+            let name = HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| bad("invalid header name"))?;
+            let value =
+                HeaderValue::from_str(value.trim()).map_err(|_| bad("invalid header value"))?;
+            if name == HOST {
+                headers.insert(HOST, value);
+            } else {
+                headers.append(name, value);
+            }
+        }
+        if !headers.contains_key(HOST) {
+            let value =
+                HeaderValue::from_str(authority.as_str()).map_err(|_| bad_url("bad host"))?;
+            headers.insert(HOST, value);
+        }
+        if !body.is_empty() {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+
+        let duration = match (&load.duration, seconds) {
+            (Some(d), _) => Some(parse_duration("-d", d)?),
+            (None, Some(s)) => Some(parse_duration("SECONDS", s)?),
+            (None, None) if load.requests.is_some() => None,
+            (None, None) => Some(Duration::from_secs(DEFAULT_SECONDS)),
+        };
+        if duration.is_some_and(|d| d.is_zero()) {
+            return Err(Error::Usage("the duration must be above zero".to_owned()));
+        }
+        if load.requests == Some(0) {
+            return Err(Error::Usage("-n must be at least 1".to_owned()));
+        }
+        let connections = load
+            .connections
+            .or(concurrency)
+            .unwrap_or(DEFAULT_CONNECTIONS);
+        if connections == 0 {
+            return Err(Error::Usage("at least one connection is needed".to_owned()));
+        }
+        let rate = match load.rate {
+            Some(r) if !r.is_finite() || r <= 0.0 => {
+                return Err(Error::Usage(format!("-r: {r} is not a positive rate")));
+            }
+            other => other,
+        };
+        let threads = load
+            .threads
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            })
+            .clamp(1, connections as usize);
+        if load.insecure && https {
+            tracing::warn!("--insecure: TLS certificates are NOT verified");
+        }
+        let tls = if https {
+            Some(crate::tls::client_config(
+                &load.cacert,
+                load.insecure,
+                load.http2,
+            )?)
+        } else {
+            None
+        };
+        Ok(Plan {
+            url: url.to_owned(),
+            host,
+            port,
+            https,
+            path_uri,
+            full_uri,
+            method,
+            headers,
+            body,
+            mode: if rate.is_some() {
+                Mode::Open
+            } else {
+                Mode::Closed
+            },
+            rate,
+            arrival: load.arrival,
+            duration,
+            requests: load.requests,
+            warmup: parse_duration("--warmup", &load.warmup)?,
+            timeout: parse_duration("--timeout", &load.timeout)?.max(Duration::from_millis(1)),
+            connections,
+            threads,
+            http2: load.http2,
+            seed: load.seed,
+            tls,
+            lag_threshold: parse_duration("--lag-threshold", &load.lag_threshold)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn load(args: &[&str]) -> LoadArgs {
+        let mut all = vec!["x"];
+        all.extend_from_slice(args);
+        Wrap::parse_from(all).load
+    }
+
+    #[test]
+    fn the_originals_defaults() {
+        let plan = Plan::from_args(None, None, None, &load(&[])).unwrap();
+        assert_eq!(plan.url, DEFAULT_URL);
+        assert_eq!(plan.duration, Some(Duration::from_secs(300)));
+        assert_eq!(plan.connections, 50);
+        assert_eq!(plan.mode, Mode::Closed);
+        assert_eq!(plan.port, 80);
+        assert_eq!(plan.path_uri, "/");
+        assert_eq!(plan.headers[HOST], "nginx-1.sample-app.svc.cluster.local");
+    }
+
+    #[test]
+    fn positional_form_and_flags() {
+        let plan = Plan::from_args(
+            Some("http://127.0.0.1:8080/x?y=1"),
+            Some("30"),
+            Some(8),
+            &load(&[]),
+        )
+        .unwrap();
+        assert_eq!(plan.duration, Some(Duration::from_secs(30)));
+        assert_eq!(plan.connections, 8);
+        assert_eq!(plan.path_uri, "/x?y=1");
+        assert_eq!(plan.full_uri, "http://127.0.0.1:8080/x?y=1");
+        // Flags win over positions.
+        let plan = Plan::from_args(
+            Some("http://h/"),
+            Some("30"),
+            Some(8),
+            &load(&["-d", "5m", "-c", "3", "-r", "100"]),
+        )
+        .unwrap();
+        assert_eq!(plan.duration, Some(Duration::from_secs(300)));
+        assert_eq!(plan.connections, 3);
+        assert_eq!(plan.mode, Mode::Open);
+        // -n alone: no time limit.
+        let plan = Plan::from_args(Some("http://h/"), None, None, &load(&["-n", "10"])).unwrap();
+        assert_eq!(plan.duration, None);
+    }
+
+    #[test]
+    fn bad_arguments_are_usage_errors() {
+        for (url, args) in [
+            ("ftp://h/", &[][..]),
+            ("h:80", &[][..]),
+            ("http://h/", &["-d", "soon"][..]),
+            ("http://h/", &["-d", "0"][..]),
+            ("http://h/", &["-r", "0"][..]),
+            ("http://h/", &["-r", "NaN"][..]),
+            ("http://h/", &["-c", "0"][..]),
+            ("http://h/", &["-H", "no colon"][..]),
+            ("http://h/", &["-H", "Bad Name: x"][..]),
+            ("http://h/", &["-m", "GE T"][..]),
+            ("http://h/", &["--body-file", "/does/not/exist"][..]),
+        ] {
+            assert!(
+                Plan::from_args(Some(url), None, None, &load(args)).is_err(),
+                "{url} {args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn headers_and_body() {
+        let plan = Plan::from_args(
+            Some("http://h:9/"),
+            None,
+            None,
+            &load(&[
+                "-m",
+                "POST",
+                "--body",
+                "hello",
+                "-H",
+                "X-A: 1",
+                "-H",
+                "X-A: 2",
+                "-H",
+                "Host: other",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(plan.method, Method::POST);
+        assert_eq!(plan.headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(plan.headers[HOST], "other");
+        assert_eq!(plan.headers[CONTENT_LENGTH], "5");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("-d", "300").unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            parse_duration("-d", "30s").unwrap(),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            parse_duration("-d", "5m").unwrap(),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            parse_duration("-d", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert!(parse_duration("-d", "-1").is_err());
+        assert!(parse_duration("-d", "1e300").is_err());
+    }
+}

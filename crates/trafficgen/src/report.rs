@@ -1,0 +1,401 @@
+//! What the run reports: per-second collection while it runs (timeline rows, the interval log,
+//! the progress line), then the summary, the timeline CSV and the percentile text.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+use meshbench_formats::trafficgen::{
+    ClientCost, LatencyStats, Mode, TRAFFICGEN, TrafficgenSummary, encode_histogram, new_histogram,
+};
+
+use crate::engine::{Message, Outcome, SecondCounts, Shared};
+use crate::{Error, Output, Plan};
+
+/// One second of the measured window.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct TimelineRow {
+    pub counts: SecondCounts,
+    pub p50: Option<u64>,
+    pub p90: Option<u64>,
+    pub p99: Option<u64>,
+    pub max: Option<u64>,
+}
+
+/// Gathers what the load threads send, second by second.
+pub(crate) struct Collector {
+    threads_seen: BTreeMap<u64, (usize, Histogram<u64>)>,
+    rows: Vec<TimelineRow>,
+    hlog: Option<(Output, Vec<u8>)>,
+    progress: Option<indicatif::ProgressBar>,
+    planned: Option<Duration>,
+    totals: Vec<crate::engine::ThreadStats>,
+    last_event: Option<std::time::Instant>,
+    measure_start: std::time::Instant,
+}
+
+impl Collector {
+    pub(crate) fn new(
+        plan: &Plan,
+        shared: &Shared,
+        _started_at: SystemTime,
+        hlog: Option<Output>,
+    ) -> Result<Collector, Error> {
+        let progress = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar.set_message(format!("connecting to {}", plan.url));
+            bar
+        });
+        Ok(Collector {
+            threads_seen: BTreeMap::new(),
+            rows: Vec::new(),
+            // The interval log is built in memory a second at a time and streamed to its file.
+            hlog: hlog.map(|out| (out, Vec::new())),
+            progress,
+            planned: plan.duration,
+            totals: Vec::new(),
+            last_event: None,
+            measure_start: shared.measure_start,
+        })
+    }
+
+    /// Receives until every thread is done.
+    pub(crate) fn collect(
+        &mut self,
+        rx: &mpsc::Receiver<Message>,
+        threads: usize,
+    ) -> Result<(), Error> {
+        let mut done = 0;
+        let mut hlog_entries: Vec<(u64, Histogram<u64>)> = Vec::new();
+        while done < threads {
+            let Ok(message) = rx.recv() else { break };
+            match message {
+                Message::Second { second, latency } => {
+                    let entry = self
+                        .threads_seen
+                        .entry(second)
+                        .or_insert_with(|| (0, new_histogram()));
+                    entry.0 += 1;
+                    let _ = entry.1.add(&latency);
+                    if entry.0 == threads
+                        && let Some((_, h)) = self.threads_seen.remove(&second)
+                    {
+                        self.second_done(second, &h);
+                        hlog_entries.push((second, h));
+                    }
+                }
+                Message::Done(stats) => {
+                    self.totals.push(*stats);
+                    done += 1;
+                }
+            }
+            if !hlog_entries.is_empty() {
+                self.write_hlog(&std::mem::take(&mut hlog_entries))?;
+            }
+        }
+        // Seconds that not every thread reached (the last, partial one).
+        let rest: Vec<(u64, Histogram<u64>)> = std::mem::take(&mut self.threads_seen)
+            .into_iter()
+            .map(|(s, (_, h))| (s, h))
+            .collect();
+        for (second, h) in &rest {
+            self.second_done(*second, h);
+        }
+        self.write_hlog(&rest)?;
+        if let Some((out, _)) = self.hlog.take() {
+            out.commit().map_err(|source| Error::Write {
+                path: "--hlog".to_owned(),
+                source,
+            })?;
+        }
+        if let Some(bar) = self.progress.take() {
+            bar.finish_and_clear();
+        }
+        Ok(())
+    }
+
+    fn second_done(&mut self, second: u64, h: &Histogram<u64>) {
+        let index = usize::try_from(second).unwrap_or(usize::MAX);
+        if self.rows.len() <= index {
+            self.rows.resize(index + 1, TimelineRow::default());
+        }
+        let row = &mut self.rows[index];
+        if !h.is_empty() {
+            row.p50 = Some(h.value_at_quantile(0.5));
+            row.p90 = Some(h.value_at_quantile(0.9));
+            row.p99 = Some(h.value_at_quantile(0.99));
+            row.max = Some(h.max());
+        }
+        self.last_event = Some(self.measure_start + Duration::from_secs(second + 1));
+        if let Some(bar) = &self.progress {
+            let remaining = self
+                .planned
+                .map(|p| format!(" of {}s", p.as_secs()))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "{}s{remaining}  {} answers/s  p99 {}",
+                second + 1,
+                h.len(),
+                row.p99
+                    .map_or_else(|| "-".to_owned(), |v| format!("{:.2} ms", v as f64 / 1e3)),
+            ));
+        }
+    }
+
+    fn write_hlog(&mut self, entries: &[(u64, Histogram<u64>)]) -> Result<(), Error> {
+        let Some((out, _)) = self.hlog.as_mut() else {
+            return Ok(());
+        };
+        let io = |e: std::io::Error| Error::Write {
+            path: "--hlog".to_owned(),
+            source: e,
+        };
+        for (second, h) in entries {
+            let mut serializer = V2DeflateSerializer::new();
+            let mut text = Vec::new();
+            {
+                let mut builder = IntervalLogWriterBuilder::new();
+                // Only the first entry carries the header lines.
+                let mut writer = builder
+                    .with_max_value_divisor(1000.0)
+                    .begin_log_with(&mut text, &mut serializer)
+                    .map_err(io)?;
+                writer
+                    .write_histogram(
+                        h,
+                        Duration::from_secs(*second),
+                        Duration::from_secs(1),
+                        None,
+                    )
+                    .map_err(|e| io(std::io::Error::other(format!("{e:?}"))))?;
+            }
+            let text = String::from_utf8_lossy(&text);
+            for line in text.lines() {
+                let header = line.starts_with('#') || line.starts_with("\"StartTimestamp\"");
+                if header && *second > 0 {
+                    continue;
+                }
+                out.write_all(line.as_bytes()).map_err(io)?;
+                out.write_all(b"\n").map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn last_event(&self) -> Option<std::time::Instant> {
+        self.last_event
+    }
+
+    /// Adds up the threads' totals.
+    pub(crate) fn finish(
+        mut self,
+        started_at: SystemTime,
+        measured: Duration,
+        interrupted: bool,
+        cpu_seconds: f64,
+        max_rss_bytes: u64,
+    ) -> Outcome {
+        let mut outcome = Outcome {
+            started_at,
+            measured,
+            interrupted,
+            requests: Default::default(),
+            status_codes: BTreeMap::new(),
+            errors_by_kind: BTreeMap::new(),
+            latency: new_histogram(),
+            service: new_histogram(),
+            lag: new_histogram(),
+            scheduler_lag: new_histogram(),
+            timeline: std::mem::take(&mut self.rows),
+            cpu_seconds,
+            max_rss_bytes,
+        };
+        for t in &self.totals {
+            let r = &mut outcome.requests;
+            r.scheduled += t.requests.scheduled;
+            r.sent += t.requests.sent;
+            r.completed += t.requests.completed;
+            r.errors += t.requests.errors;
+            r.unsent += t.requests.unsent;
+            r.in_flight += t.requests.in_flight;
+            for (k, v) in &t.status_codes {
+                *outcome.status_codes.entry(*k).or_insert(0) += v;
+            }
+            for (k, v) in &t.errors_by_kind {
+                *outcome.errors_by_kind.entry(k).or_insert(0) += v;
+            }
+            let _ = outcome.latency.add(&t.latency);
+            let _ = outcome.service.add(&t.service);
+            let _ = outcome.lag.add(&t.lag);
+            let _ = outcome.scheduler_lag.add(&t.scheduler_lag);
+            if outcome.timeline.len() < t.counts.len() {
+                outcome
+                    .timeline
+                    .resize(t.counts.len(), TimelineRow::default());
+            }
+            for (row, c) in outcome.timeline.iter_mut().zip(&t.counts) {
+                row.counts.scheduled += c.scheduled;
+                row.counts.sent += c.sent;
+                row.counts.completed += c.completed;
+                row.counts.errors += c.errors;
+            }
+        }
+        // Seconds past the measured window hold only late answers; keep them, they are real.
+        outcome
+    }
+}
+
+/// The JSON summary of a run.
+pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Error> {
+    let encode = |h: &Histogram<u64>| {
+        encode_histogram(h).map_err(|e| Error::Write {
+            path: "summary".to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    };
+    let seconds = o.measured.as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let rate_achieved = if seconds > 0.0 {
+        o.requests.sent as f64 / seconds
+    } else {
+        0.0
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let cpu_us_per_request =
+        (o.requests.sent > 0).then(|| o.cpu_seconds * 1e6 / o.requests.sent as f64);
+    // The client's own lag: requests whose connection was free when they came due and still
+    // left late. (Its CPU time is no guide: open-loop pacing spins for the last millisecond.)
+    let lag_p99 = (!o.scheduler_lag.is_empty()).then(|| o.scheduler_lag.value_at_quantile(0.99));
+    let threshold = u64::try_from(plan.lag_threshold.as_micros()).unwrap_or(u64::MAX);
+    let saturated = lag_p99.is_some_and(|p| p > threshold);
+    let started_at = jiff::Timestamp::try_from(o.started_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    Ok(TrafficgenSummary {
+        schema: TRAFFICGEN.id.to_owned(),
+        target: plan.url.clone(),
+        mode: plan.mode,
+        connections: plan.connections,
+        rate_target: plan.rate,
+        rate_achieved,
+        duration_s: seconds,
+        started_at,
+        interrupted: o.interrupted,
+        requests: o.requests,
+        status_codes: o
+            .status_codes
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        errors_by_kind: o
+            .errors_by_kind
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        latency_us: LatencyStats::from_histogram(&o.latency),
+        service_time_us: LatencyStats::from_histogram(&o.service),
+        send_lag_us: LatencyStats::from_histogram(&o.lag),
+        histogram: encode(&o.latency)?,
+        service_time_histogram: Some(encode(&o.service)?),
+        send_lag_histogram: Some(encode(&o.lag)?),
+        client: ClientCost {
+            cpu_seconds: o.cpu_seconds,
+            cpu_us_per_request,
+            max_rss_bytes: o.max_rss_bytes,
+            saturated,
+        },
+    })
+}
+
+/// Warnings a careful reader of the summary would want said out loud.
+pub(crate) fn warn_about(plan: &Plan, s: &TrafficgenSummary) {
+    if s.client.saturated {
+        tracing::warn!(
+            "the client was saturated (its own scheduling lag or CPU): these numbers measure \
+             trafficgen as much as the server; use more threads or machines, or a lower rate"
+        );
+    }
+    if let (Mode::Open, Some(target)) = (plan.mode, plan.rate)
+        && s.rate_achieved < 0.99 * target
+        && !s.interrupted
+    {
+        tracing::warn!(
+            "achieved {:.0} requests/s of the {target:.0} asked for ({} unsent at the end)",
+            s.rate_achieved,
+            s.requests.unsent
+        );
+    }
+    if s.requests.errors > 0 {
+        tracing::warn!(
+            "{} of {} scheduled requests failed",
+            s.requests.errors,
+            s.requests.scheduled
+        );
+    }
+}
+
+/// The per-second CSV.
+pub(crate) fn write_timeline(mut out: Output, o: &Outcome) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "second,scheduled,sent,completed,errors,rate,p50_us,p90_us,p99_us,max_us"
+    )?;
+    let cell = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for (second, row) in o.timeline.iter().enumerate() {
+        let c = row.counts;
+        writeln!(
+            out,
+            "{second},{},{},{},{},{},{},{},{},{}",
+            c.scheduled,
+            c.sent,
+            c.completed,
+            c.errors,
+            c.sent,
+            cell(row.p50),
+            cell(row.p90),
+            cell(row.p99),
+            cell(row.max)
+        )?;
+    }
+    out.commit()
+}
+
+/// HdrHistogram's classic percentile distribution, values in milliseconds (as wrk2 prints it).
+pub(crate) fn percentile_text(h: &Histogram<u64>) -> String {
+    let mut text = String::from("       Value     Percentile TotalCount 1/(1-Percentile)\n\n");
+    if h.is_empty() {
+        text.push_str("#[No values recorded]\n");
+        return text;
+    }
+    let mut total = 0;
+    for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
+        let q = v.quantile_iterated_to();
+        let value = v.value_iterated_to() as f64 / 1000.0;
+        if q < 1.0 {
+            text.push_str(&format!(
+                "{value:12.3} {q:14.12} {total:10} {:14.2}\n",
+                1.0 / (1.0 - q)
+            ));
+        } else {
+            text.push_str(&format!("{value:12.3} {q:14.12} {total:10}\n"));
+        }
+    }
+    text.push_str(&format!(
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]\n#[Max     = {:12.3}, Total count    = {:12}]\n#[Buckets = {:12}, SubBuckets     = {:12}]\n",
+        h.mean() / 1000.0,
+        h.stdev() / 1000.0,
+        h.max() as f64 / 1000.0,
+        h.len(),
+        h.buckets(),
+        h.distinct_values() / usize::from(h.buckets().max(1))
+    ));
+    text
+}
