@@ -1,0 +1,464 @@
+//! trafficgen's binary against sample-app on loopback. Every run is bounded (a few seconds, a
+//! few thousand requests) and stops by itself. Bounds on timings are generous: CI machines are
+//! shared, and the point of each test is a property (a stall shows, an identity holds), not a
+//! speed.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use meshbench_formats::trafficgen::{TrafficgenSummary, decode_histogram};
+use sample_app::{Config, Delay, Server};
+
+/// Starts sample-app on its own runtime thread; it lives until the test process ends.
+fn sample_app(delay: Delay) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let config = Config {
+                delay,
+                ..Config::default()
+            };
+            let server = Server::start("127.0.0.1:0".parse().unwrap(), config)
+                .await
+                .unwrap();
+            tx.send(server.addr()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// Stalls the server for `ms` milliseconds, through its HTTP switch.
+fn stall(addr: SocketAddr, ms: u64) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET /__stall?ms={ms} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+fn trafficgen(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_trafficgen"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn summary(out: &Output) -> TrafficgenSummary {
+    let text = String::from_utf8_lossy(&out.stdout);
+    trafficgen::read_summary("stdout", &text)
+        .unwrap_or_else(|e| panic!("{e}\nstderr: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+fn ok(args: &[&str]) -> TrafficgenSummary {
+    let out = trafficgen(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert!(s.requests.balanced(), "accounting: {:?}", s.requests);
+    s
+}
+
+fn url(addr: SocketAddr) -> String {
+    format!("http://{addr}/")
+}
+
+#[test]
+fn a_known_added_latency_is_reported() {
+    let addr = sample_app(Delay::Fixed(Duration::from_millis(20)));
+    let s = ok(&["-r", "200", "-d", "2s", "-c", "10", &url(addr)]);
+    let lat = s.latency_us;
+    // 20 ms of server sleep (on tokio's 1 ms timer) plus loopback: 20 to ~23 ms.
+    assert!(lat.min.unwrap() >= 19_980, "{lat:?}");
+    assert!((20_000..24_000).contains(&lat.p50.unwrap()), "{lat:?}");
+    assert_eq!(s.requests.scheduled, 400);
+    assert_eq!(s.requests.completed, 400);
+    assert!((s.rate_achieved - 200.0).abs() < 2.0, "{}", s.rate_achieved);
+    // Paced by the timer thread: sends leave close to their intended time.
+    assert!(s.send_lag_us.p50.unwrap() < 1_000, "{:?}", s.send_lag_us);
+    assert!(!s.client.saturated);
+}
+
+#[test]
+fn a_stall_shows_in_open_loop_latency_but_not_in_closed_loop_service_time() {
+    let addr = sample_app(Delay::None);
+    let target = url(addr);
+
+    let staller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1_300));
+        stall(addr, 1_000);
+    });
+    let open = ok(&[
+        "-r",
+        "1000",
+        "-d",
+        "3s",
+        "-c",
+        "10",
+        "--timeout",
+        "5s",
+        &target,
+    ]);
+    staller.join().unwrap();
+    // About a third of the requests came due during the 1 s stall and waited for its end:
+    // a correct generator reports a p99 near a second.
+    let p99 = open.latency_us.p99.unwrap();
+    assert!(
+        p99 > 700_000,
+        "open-loop p99 {p99} us should show the 1 s stall"
+    );
+    assert!(
+        open.latency_us.p90.unwrap() > 300_000,
+        "{:?}",
+        open.latency_us
+    );
+
+    let staller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1_300));
+        stall(addr, 1_000);
+    });
+    let closed = ok(&["-d", "3s", "-c", "10", "--threads", "1", &target]);
+    staller.join().unwrap();
+    // The closed loop sent nothing while stalled: only ten of its many requests saw the stall,
+    // so its percentiles hide it. This is the seed program's blind spot.
+    assert!(closed.requests.sent > 5_000, "{:?}", closed.requests);
+    let closed_p99 = closed.service_time_us.p99.unwrap();
+    assert!(closed_p99 < 100_000, "closed-loop p99 {closed_p99} us");
+    assert!(
+        closed.latency_us.max.unwrap() > 700_000,
+        "the max still shows it"
+    );
+}
+
+#[test]
+fn summaries_merge_exactly() {
+    let addr = sample_app(Delay::Fixed(Duration::from_millis(2)));
+    let target = url(addr);
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    let (ta, tb) = (target.clone(), target.clone());
+    let (pa, pb) = (
+        a.to_str().unwrap().to_owned(),
+        b.to_str().unwrap().to_owned(),
+    );
+    let one = std::thread::spawn(move || {
+        trafficgen(&["-r", "300", "-d", "1s", "-c", "4", "-o", &pa, &ta])
+    });
+    let two = std::thread::spawn(move || {
+        trafficgen(&["-r", "100", "-d", "1s", "-c", "2", "-o", &pb, &tb])
+    });
+    assert!(one.join().unwrap().status.success());
+    assert!(two.join().unwrap().status.success());
+    let out = trafficgen(&["merge", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let merged = summary(&out);
+
+    let read = |p: &std::path::Path| {
+        trafficgen::read_summary("x", &std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (sa, sb) = (read(&a), read(&b));
+    assert_eq!(merged.requests.sent, sa.requests.sent + sb.requests.sent);
+    assert!(merged.requests.balanced());
+    assert_eq!(merged.connections, 6);
+    assert_eq!(merged.rate_target, Some(400.0));
+    let mut combined = decode_histogram(&sa.histogram).unwrap();
+    combined
+        .add(decode_histogram(&sb.histogram).unwrap())
+        .unwrap();
+    let merged_h = decode_histogram(&merged.histogram).unwrap();
+    assert_eq!(
+        merged_h, combined,
+        "the merged histogram is the sum of both"
+    );
+    assert_eq!(
+        merged.latency_us.p99,
+        Some(combined.value_at_quantile(0.99))
+    );
+    assert!(merged.service_time_us.p50.is_some() && merged.send_lag_us.p50.is_some());
+
+    // A file that is not a summary is refused with its name.
+    let bogus = dir.path().join("bogus.json");
+    std::fs::write(&bogus, r#"{"schema":"meshbench/pod-usage/v1"}"#).unwrap();
+    let out = trafficgen(&["merge", a.to_str().unwrap(), bogus.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bogus.json") && err.contains("pod-usage"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_summary_has_its_documented_shape_and_the_histogram_round_trips() {
+    let addr = sample_app(Delay::None);
+    let out = trafficgen(&["-r", "500", "-d", "1s", "-c", "5", &url(addr)]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "schema",
+        "target",
+        "mode",
+        "connections",
+        "rate_target",
+        "rate_achieved",
+        "duration_s",
+        "started_at",
+        "interrupted",
+        "requests",
+        "status_codes",
+        "errors_by_kind",
+        "latency_us",
+        "service_time_us",
+        "send_lag_us",
+        "histogram",
+        "client",
+    ] {
+        assert!(json.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(json["schema"], "meshbench/trafficgen/v1");
+    assert_eq!(json["mode"], "open");
+    for key in [
+        "scheduled",
+        "sent",
+        "completed",
+        "errors",
+        "unsent",
+        "in_flight",
+    ] {
+        assert!(json["requests"][key].is_u64(), "requests.{key}");
+    }
+    for stats in ["latency_us", "service_time_us", "send_lag_us"] {
+        for key in [
+            "min", "mean", "stdev", "p50", "p75", "p90", "p95", "p99", "p999", "p9999", "max",
+        ] {
+            assert!(json[stats][key].is_number(), "{stats}.{key}");
+        }
+    }
+    for key in [
+        "cpu_seconds",
+        "cpu_us_per_request",
+        "max_rss_bytes",
+        "saturated",
+    ] {
+        assert!(json["client"].get(key).is_some(), "client.{key}");
+    }
+    let s = summary(&out);
+    let h = decode_histogram(&s.histogram).unwrap();
+    assert_eq!(h.len(), s.requests.completed + s.requests.errors);
+    assert_eq!(Some(h.value_at_quantile(0.99)), s.latency_us.p99);
+    assert_eq!(s.status_codes["200"], s.requests.completed);
+}
+
+#[test]
+fn timeline_hlog_and_percentiles_files() {
+    let addr = sample_app(Delay::None);
+    let dir = tempfile::tempdir().unwrap();
+    let timeline = dir.path().join("t.csv");
+    let hlog = dir.path().join("l.hlog");
+    let pct = dir.path().join("p.txt");
+    let s = ok(&[
+        "-r",
+        "400",
+        "-d",
+        "2s",
+        "-c",
+        "4",
+        "--timeline",
+        timeline.to_str().unwrap(),
+        "--hlog",
+        hlog.to_str().unwrap(),
+        "--percentiles",
+        pct.to_str().unwrap(),
+        &url(addr),
+    ]);
+    let t = std::fs::read_to_string(&timeline).unwrap();
+    let mut lines = t.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "second,scheduled,sent,completed,errors,rate,p50_us,p90_us,p99_us,max_us"
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert!(rows.len() >= 2, "{t}");
+    let scheduled: u64 = rows.iter().map(|r| r[1].parse::<u64>().unwrap()).sum();
+    assert_eq!(scheduled, s.requests.scheduled);
+    assert_eq!(rows[0][1], "400");
+
+    let log = std::fs::read(&hlog).unwrap();
+    let text = String::from_utf8_lossy(&log);
+    assert!(
+        text.starts_with('#') || text.contains("StartTimestamp"),
+        "{text}"
+    );
+    let mut total = 0;
+    for entry in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&log) {
+        if let Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(h)) = entry {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(h.encoded_histogram())
+                .unwrap();
+            let hist: hdrhistogram::Histogram<u64> =
+                hdrhistogram::serialization::Deserializer::new()
+                    .deserialize(&mut bytes.as_slice())
+                    .unwrap();
+            total += hist.len();
+        }
+    }
+    assert_eq!(
+        total, s.requests.completed,
+        "the intervals hold every latency"
+    );
+
+    let p = std::fs::read_to_string(&pct).unwrap();
+    assert!(
+        p.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"),
+        "{p}"
+    );
+    assert!(p.contains("#[Mean    ="), "{p}");
+}
+
+#[test]
+fn errors_are_classified_and_nothing_succeeding_is_an_error() {
+    let addr = sample_app(Delay::None);
+    let out = trafficgen(&[
+        "-r",
+        "100",
+        "-d",
+        "1s",
+        "-c",
+        "2",
+        &format!("http://{addr}/status/503"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no request succeeded") && err.contains("http_5xx"),
+        "{err}"
+    );
+    let s = summary(&out);
+    assert_eq!(s.requests.completed, 0);
+    assert_eq!(s.errors_by_kind["http_5xx"], s.requests.errors);
+    assert_eq!(s.status_codes["503"], 100);
+    assert!(s.requests.balanced());
+
+    // Timeouts: counted, flagged, and recorded at the timeout.
+    let slow = sample_app(Delay::Fixed(Duration::from_millis(300)));
+    let out = trafficgen(&[
+        "-r",
+        "20",
+        "-d",
+        "1s",
+        "-c",
+        "2",
+        "--timeout",
+        "50ms",
+        &url(slow),
+    ]);
+    let s = summary(&out);
+    assert_eq!(s.errors_by_kind["timeout"], s.requests.errors);
+    assert!(s.requests.errors > 0);
+    let min = s.service_time_us.min.unwrap();
+    // (3 significant digits: 50 ms is the bucket from 49,984 us)
+    assert!(
+        (49_900..60_000).contains(&min),
+        "timeouts recorded at the timeout: {min}"
+    );
+}
+
+#[test]
+fn bad_targets_and_arguments_fail_clearly() {
+    // A closed port on loopback.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let out = trafficgen(&["-d", "1s", &url(addr)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+
+    for (args, expected) in [
+        (&["notaurl"][..], "bad URL"),
+        (&["ftp://127.0.0.1/"][..], "not http or https"),
+        (&["-H", "nocolon", "http://127.0.0.1:1/"][..], "bad header"),
+        (&["-d", "soon", "http://127.0.0.1:1/"][..], "not a duration"),
+        (
+            &["-r", "0", "http://127.0.0.1:1/"][..],
+            "not a positive rate",
+        ),
+    ] {
+        let out = trafficgen(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("panicked"));
+    }
+    let out = trafficgen(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Examples:") && help.trim_end().ends_with("--arm istio=runs/istio"));
+}
+
+#[test]
+fn the_originals_form_and_request_counts() {
+    let addr = sample_app(Delay::None);
+    // trafficgen URL SECONDS CONCURRENCY: closed loop, as the seed ran.
+    let s = ok(&[&url(addr), "1", "3"]);
+    assert_eq!(s.connections, 3);
+    assert_eq!(s.rate_target, None);
+    assert!((0.9..1.2).contains(&s.duration_s), "{}", s.duration_s);
+    // -n: exactly that many measured requests.
+    let s = ok(&["-n", "250", "-c", "5", &url(addr)]);
+    assert_eq!(s.requests.sent, 250);
+    let s = ok(&["-n", "100", "-r", "200", "-c", "5", &url(addr)]);
+    assert_eq!(s.requests.scheduled, 100);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_and_still_writes_the_summary() {
+    let addr = sample_app(Delay::Fixed(Duration::from_millis(5)));
+    let child = Command::new(env!("CARGO_BIN_EXE_trafficgen"))
+        .args(["-r", "200", "-d", "30s", "-c", "4", &url(addr)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = summary(&out);
+    assert!(s.interrupted);
+    assert!(s.requests.balanced(), "{:?}", s.requests);
+    assert!((0.8..3.0).contains(&s.duration_s), "{}", s.duration_s);
+    assert!(s.requests.completed > 100);
+}
