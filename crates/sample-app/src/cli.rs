@@ -37,6 +37,14 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -47,6 +55,8 @@ pub struct Args {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("TLS: {0}")]
+    Tls(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(#[source] std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -65,11 +75,21 @@ pub fn run(args: Args) -> Result<(), Error> {
         runtime.worker_threads(n.max(1));
     }
     let runtime = runtime.enable_all().build().map_err(Error::Runtime)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| Error::Tls(format!("{}: {e}", p.display())))
+            };
+            Some(crate::tls_config(&read(cert)?, &read(key)?).map_err(Error::Tls)?)
+        }
+        _ => None,
+    };
     runtime.block_on(async {
         let config = Config {
             response_size: args.response_size,
             delay: args.delay,
             seed: args.seed,
+            tls,
         };
         let server = Server::start(args.listen, config)
             .await

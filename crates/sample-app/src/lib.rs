@@ -91,11 +91,35 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// How the server answers.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub response_size: usize,
     pub delay: Delay,
     pub seed: u64,
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// A TLS configuration from PEM files' contents: the certificate chain and its private key.
+pub fn tls_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<rustls::ServerConfig>, String> {
+    let certs = rustls_pemfile::certs(&mut &*cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("certificate: not PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("certificate: no CERTIFICATE block".to_owned());
+    }
+    let key = rustls_pemfile::private_key(&mut &*key_pem)
+        .map_err(|e| format!("key: not PEM: {e}"))?
+        .ok_or_else(|| "key: no PRIVATE KEY block".to_owned())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certificate and key: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 impl Default for Config {
@@ -104,6 +128,7 @@ impl Default for Config {
             response_size: 612, // nginx's default page, the seed's target
             delay: Delay::None,
             seed: 1,
+            tls: None,
         }
     }
 }
@@ -192,6 +217,25 @@ impl State {
     }
 }
 
+/// Serves one connection, HTTP/1.1 or HTTP/2, until it closes or the server stops.
+async fn serve<I>(io: I, state: Arc<State>, mut stopped: watch::Receiver<bool>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        async move { Ok::<_, Infallible>(state.answer(&req).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(io, service);
+    tokio::select! {
+        result = conn => if let Err(e) = result {
+            tracing::debug!("connection: {e}");
+        },
+        _ = stopped.changed() => {}
+    }
+}
+
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
@@ -212,9 +256,10 @@ impl Server {
     pub async fn start(addr: SocketAddr, config: Config) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let tls = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let state = Arc::new(State {
-            config,
             body: Bytes::from(vec![b'x'; config.response_size]),
+            config,
             epoch: Instant::now(),
             stalled_until: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -236,20 +281,15 @@ impl Server {
                 };
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&accept_state);
-                let mut stopped = stopped.clone();
+                let stopped = stopped.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let state = Arc::clone(&state);
-                        async move { Ok::<_, Infallible>(state.answer(&req).await) }
-                    });
-                    let builder =
-                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    tokio::select! {
-                        result = conn => if let Err(e) = result {
-                            tracing::debug!("connection: {e}");
+                    match tls {
+                        None => serve(TokioIo::new(stream), state, stopped).await,
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(stream) => serve(TokioIo::new(stream), state, stopped).await,
+                            Err(e) => tracing::debug!("TLS handshake: {e}"),
                         },
-                        _ = stopped.changed() => {}
                     }
                 });
             }

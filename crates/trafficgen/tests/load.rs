@@ -462,3 +462,100 @@ fn ctrl_c_stops_and_still_writes_the_summary() {
     assert!((0.8..3.0).contains(&s.duration_s), "{}", s.duration_s);
     assert!(s.requests.completed > 100);
 }
+
+/// A CA and a certificate for 127.0.0.1 and localhost signed by it, as PEM, in `dir`.
+fn throwaway_pki(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, ca.pem()).unwrap();
+    (
+        ca_path,
+        leaf.pem().into_bytes(),
+        leaf_key.serialize_pem().into_bytes(),
+    )
+}
+
+fn tls_sample_app(cert: &[u8], key: &[u8]) -> SocketAddr {
+    let tls = sample_app::tls_config(cert, key).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let config = Config {
+                tls: Some(tls),
+                ..Config::default()
+            };
+            let server = Server::start("127.0.0.1:0".parse().unwrap(), config)
+                .await
+                .unwrap();
+            tx.send(server.addr()).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    rx.recv().unwrap()
+}
+
+#[test]
+fn tls_is_verified_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = throwaway_pki(dir.path());
+    let addr = tls_sample_app(&cert, &key);
+    let target = format!("https://{addr}/");
+
+    // An unknown CA: refused before any load, with the reason and the way out.
+    let out = trafficgen(&["-d", "1s", "-c", "1", &target]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach") && err.contains("TLS handshake"),
+        "{err}"
+    );
+    assert!(
+        err.to_lowercase().contains("unknown") || err.contains("issuer"),
+        "{err}"
+    );
+
+    // Trusting the CA: verified, HTTP/1.1 and HTTP/2 (by ALPN).
+    let ca = ca.to_str().unwrap();
+    let s = ok(&["-r", "100", "-d", "1s", "-c", "2", "--cacert", ca, &target]);
+    assert_eq!(s.requests.completed, 100);
+    let s = ok(&[
+        "-r", "100", "-d", "1s", "-c", "2", "--cacert", ca, "--http2", &target,
+    ]);
+    assert_eq!(s.requests.completed, 100);
+
+    // --insecure works, and says so.
+    let out = trafficgen(&["-r", "50", "-d", "1s", "-c", "1", "--insecure", &target]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT verified"));
+
+    // A --cacert that is not a certificate is refused by name.
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "hello").unwrap();
+    let out = trafficgen(&["-d", "1s", "--cacert", junk.to_str().unwrap(), &target]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.pem"));
+}
+
+#[test]
+fn http2_with_prior_knowledge() {
+    let addr = sample_app(Delay::None);
+    let s = ok(&["-r", "200", "-d", "1s", "-c", "2", "--http2", &url(addr)]);
+    assert_eq!(s.requests.completed, 200);
+    assert_eq!(s.status_codes["200"], 200);
+}
