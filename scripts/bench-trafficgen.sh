@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Benchmark for issue 3: trafficgen against wrk and the seed's Go generator, side by side.
+#
+#   scripts/bench-trafficgen.sh [SECONDS] [ROUNDS]
+#
+# nginx-light (one worker) is pinned to core 0 and each generator in turn to core 1, 50
+# connections, closed loop, interleaved round by round. Then trafficgen alone: open loop at
+# 20,000 requests/s, and a 60 s closed-loop run for memory. Installs nginx-light, wrk, golang-go
+# and time from Debian if missing. Prints a Markdown section for docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+rounds=${2:-3}
+out=bench-out/trafficgen
+mkdir -p "$out"
+
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+command -v go >/dev/null || need+=(golang-go)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+[ "$(nproc)" -ge 2 ] || { echo "bench-trafficgen: needs two cores (server and generator pinned apart)" >&2; exit 1; }
+
+cargo build --quiet --release -p trafficgen
+tg=$PWD/target/release/trafficgen
+(cd "$out" && GOCACHE=$PWD/.gocache GO111MODULE=off go build -o seed-trafficgen ../../fixtures/seed/traffic-generator.go)
+seedgo=$PWD/$out/seed-trafficgen
+
+# nginx: one worker on core 0, a 612-byte page (nginx's default, the seed's target).
+root=$PWD/$out/nginx
+mkdir -p "$root/html" "$root/logs"
+head -c 612 /dev/zero | tr '\0' 'x' > "$root/html/index.html"
+port=18081
+cat > "$root/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $root/nginx.pid;
+error_log $root/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$port;
+    location / { root $root/html; }
+  }
+}
+CONF
+taskset -c 0 nginx -p "$root" -c "$root/nginx.conf" &
+nginx_pid=$!
+trap 'kill $nginx_pid 2>/dev/null || true' EXIT
+for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+url="http://127.0.0.1:$port/"
+
+# One closed-loop run of each generator per round, on core 1, CPU time from GNU time.
+: > "$out/closed.tsv"
+for round in $(seq "$rounds"); do
+  /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 wrk -t1 -c50 -d"${seconds}s" "$url" > "$out/wrk.txt"
+  reqs=$(awk '/requests in/ {print $1}' "$out/wrk.txt")
+  echo -e "wrk\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
+
+  /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$tg" -c 50 -d "${seconds}s" --threads 1 -q -o "$out/tg-closed.json" "$url"
+  reqs=$(python3 -c "import json;print(json.load(open('$out/tg-closed.json'))['requests']['sent'])")
+  echo -e "trafficgen\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
+
+  /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$seedgo" "$url" "$seconds" 50 > "$out/go.txt" 2>/dev/null
+  reqs=$(awk -F': ' '/Total Requests/ {print $2}' "$out/go.txt")
+  echo -e "seed-go\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
+done
+
+# Open loop at 20,000 requests/s.
+taskset -c 1 "$tg" -r 20000 -c 50 -d "${seconds}s" --threads 1 -q -o "$out/tg-open.json" "$url"
+# Memory over a 60 s run.
+/usr/bin/time -f "%M" -o "$out/time-long.txt" taskset -c 1 "$tg" -c 50 -d 60s --threads 1 -q --hlog "$out/long.hlog" -o "$out/tg-long.json" "$url"
+
+python3 - "$out" "$seconds" <<'PY'
+import json, os, sys, statistics, datetime, subprocess, platform
+out, seconds = sys.argv[1], float(sys.argv[2])
+rows = {}
+for line in open(os.path.join(out, "closed.tsv")):
+    tool, rnd, reqs, user, sys_, rss = line.split()
+    rows.setdefault(tool, []).append((int(reqs), float(user) + float(sys_), int(rss) * 1024))
+def med(tool, f):
+    return statistics.median(f(r) for r in rows[tool])
+rps = {t: med(t, lambda r: r[0] / seconds) for t in rows}
+cpu = {t: med(t, lambda r: r[1] * 1e6 / r[0]) for t in rows}
+rss = {t: max(r[2] for r in rows[t]) for t in rows}
+o = json.load(open(os.path.join(out, "tg-open.json")))
+l = json.load(open(os.path.join(out, "tg-long.json")))
+long_rss = int(open(os.path.join(out, "time-long.txt")).read().split()[-1]) * 1024
+cpu_model = next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?")
+rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+ok = lambda c: "met" if c else "**not met**"
+print(f"### trafficgen vs wrk vs the seed's Go generator ({datetime.date.today()}, commit {rev})\n")
+print(f"Machine: {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}. "
+      f"nginx-light, one worker, on core 0; each generator on core 1, 50 connections, closed loop, "
+      f"{seconds:.0f} s per run, median of {len(rows['wrk'])} interleaved rounds; CPU time from GNU time.\n")
+print("| generator | requests/s | CPU µs per request | peak RSS |")
+print("|---|---|---|---|")
+for t in ["wrk", "trafficgen", "seed-go"]:
+    print(f"| {t} | {rps[t]:,.0f} | {cpu[t]:.1f} | {rss[t]/1e6:.1f} MB |")
+print()
+print(f"- trafficgen / wrk requests per second: **{rps['trafficgen']/rps['wrk']:.2f}x** "
+      f"(target >= 1.0x: {ok(rps['trafficgen'] >= rps['wrk'])}); CPU per request "
+      f"**{cpu['trafficgen']/cpu['wrk']:.2f}x** wrk's (target <= 1.0x: {ok(cpu['trafficgen'] <= cpu['wrk'])}); "
+      f"vs the seed Go program: {rps['trafficgen']/rps['seed-go']:.1f}x the requests per second.")
+lag99 = o["send_lag_us"]["p99"]
+print(f"- Open loop at 20,000 requests/s for {seconds:.0f} s: achieved {o['rate_achieved']:,.0f}/s "
+      f"({100*(o['rate_achieved']/20000-1):+.2f}%, target within 0.5%: {ok(abs(o['rate_achieved']/20000-1) <= 0.005)}); "
+      f"send lag p99 {lag99} µs (target < 1 ms: {ok(lag99 is not None and lag99 < 1000)}); "
+      f"latency p50/p99 {o['latency_us']['p50']}/{o['latency_us']['p99']} µs; "
+      f"{o['requests']['unsent']} unsent, {o['requests']['errors']} errors.")
+print(f"- Memory over a 60 s closed-loop run with --hlog: peak RSS {long_rss/1e6:.1f} MB "
+      f"({l['requests']['sent']:,} requests; target < 30 MB: {ok(long_rss < 30e6)}).")
+PY
