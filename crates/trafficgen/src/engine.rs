@@ -122,6 +122,8 @@ pub(crate) struct ThreadStats {
     pub scheduler_lag: Histogram<u64>,
     /// Latencies completed in the current second, for the timeline and interval log.
     pub second: Histogram<u64>,
+    /// Errors in the current second, for the progress line.
+    pub second_errors: u64,
     pub counts: Vec<SecondCounts>,
     pub requests: Requests,
     pub status_codes: BTreeMap<u16, u64>,
@@ -143,6 +145,7 @@ impl ThreadStats {
             lag: new_histogram(),
             scheduler_lag: new_histogram(),
             second: new_histogram(),
+            second_errors: 0,
             counts: Vec::new(),
             requests: Requests::default(),
             status_codes: BTreeMap::new(),
@@ -166,6 +169,7 @@ impl ThreadStats {
 
     fn error(&mut self, kind: &'static str, at: Instant) {
         self.requests.errors += 1;
+        self.second_errors += 1;
         *self.errors_by_kind.entry(kind).or_insert(0) += 1;
         self.counts_at(at).errors += 1;
     }
@@ -224,6 +228,7 @@ pub(crate) enum Message {
     Second {
         second: u64,
         latency: Histogram<u64>,
+        errors: u64,
     },
     /// A thread's totals, when it is done.
     Done(Box<ThreadStats>),
@@ -407,9 +412,11 @@ fn load_thread(
             .saturating_duration_since(shared.measure_start)
             .as_secs();
         if Instant::now() > shared.measure_start {
+            let errors = std::mem::take(&mut stats.second_errors);
             let _ = tx.send(Message::Second {
                 second,
                 latency: last,
+                errors,
             });
         }
     });
@@ -428,6 +435,7 @@ impl ThreadStats {
             lag: self.lag.clone(),
             scheduler_lag: self.scheduler_lag.clone(),
             second: self.second.clone(),
+            second_errors: self.second_errors,
             counts: self.counts.clone(),
             requests: self.requests,
             status_codes: self.status_codes.clone(),
@@ -440,13 +448,29 @@ impl ThreadStats {
 async fn ticker(shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>, tx: mpsc::Sender<Message>) {
     tokio::time::sleep_until(shared.measure_start.into()).await;
     // Warm-up latencies are not the measurement's.
-    let _ = std::mem::replace(&mut stats.borrow_mut().second, new_histogram());
+    {
+        let mut stats = stats.borrow_mut();
+        stats.second = new_histogram();
+        stats.second_errors = 0;
+    }
     let mut second = 0u64;
     loop {
         let boundary = shared.measure_start + Duration::from_secs(second + 1);
         tokio::time::sleep_until(boundary.into()).await;
-        let latency = std::mem::replace(&mut stats.borrow_mut().second, new_histogram());
-        if tx.send(Message::Second { second, latency }).is_err() {
+        let (latency, errors) = {
+            let mut stats = stats.borrow_mut();
+            let errors = std::mem::take(&mut stats.second_errors);
+            (
+                std::mem::replace(&mut stats.second, new_histogram()),
+                errors,
+            )
+        };
+        let message = Message::Second {
+            second,
+            latency,
+            errors,
+        };
+        if tx.send(message).is_err() {
             return;
         }
         second += 1;

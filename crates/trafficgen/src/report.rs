@@ -36,6 +36,8 @@ pub(crate) struct Collector {
     totals: Vec<crate::engine::ThreadStats>,
     last_event: Option<std::time::Instant>,
     measure_start: std::time::Instant,
+    /// Errors so far, for the progress line.
+    errors: u64,
 }
 
 impl Collector {
@@ -64,6 +66,7 @@ impl Collector {
             planned: plan.duration,
             totals: Vec::new(),
             last_event: None,
+            errors: 0,
             measure_start: shared.measure_start,
         })
     }
@@ -79,7 +82,12 @@ impl Collector {
         while done < threads {
             let Ok(message) = rx.recv() else { break };
             match message {
-                Message::Second { second, latency } => {
+                Message::Second {
+                    second,
+                    latency,
+                    errors,
+                } => {
+                    self.errors += errors;
                     let entry = self
                         .threads_seen
                         .entry(second)
@@ -142,9 +150,10 @@ impl Collector {
                 .map(|p| format!(" of {}s", p.as_secs()))
                 .unwrap_or_default();
             bar.set_message(format!(
-                "{}s{remaining}  {} answers/s  p99 {}",
+                "{}s{remaining}  {} answers/s  {} errors  p99 {}",
                 second + 1,
                 h.len(),
+                self.errors,
                 row.p99
                     .map_or_else(|| "-".to_owned(), |v| format!("{:.2} ms", v as f64 / 1e3)),
             ));
