@@ -658,6 +658,10 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
     if !open {
         tokio::time::sleep_until(shared.t0.into()).await;
     }
+    // One timeout timer per connection, moved for each request: cheaper than registering a new
+    // timer per request with tokio::time::timeout.
+    let timeout = tokio::time::sleep(plan.timeout);
+    tokio::pin!(timeout);
     loop {
         let stop_at = shared.stop_at();
         // One clock read serves the stop check, and in a closed loop the intended time too.
@@ -718,7 +722,15 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
                 .sent(intended, actual, previous_done <= intended);
         }
         let Some(c) = conn.as_mut() else { continue };
-        let answer = match tokio::time::timeout(plan.timeout, c.exchange(plan)).await {
+        timeout
+            .as_mut()
+            .reset(tokio::time::Instant::from_std(actual + plan.timeout));
+        let exchanged = tokio::select! {
+            biased;
+            result = c.exchange(plan) => Ok(result),
+            () = &mut timeout => Err(()),
+        };
+        let answer = match exchanged {
             Ok(Ok(status)) => Answer::Status(status),
             Ok(Err(e)) => {
                 if !warned {
