@@ -87,7 +87,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     .find_map(|(suffix, scale)| text.strip_suffix(suffix).map(|n| (n, *scale)))
     .unwrap_or((text, 1.0));
     let value: f64 = number.parse().ok()?;
-    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value * scale))
+    Duration::try_from_secs_f64(value * scale).ok()
 }
 
 /// How the server answers.
@@ -167,7 +167,7 @@ impl State {
                 Duration::from_secs_f64(rng.random_range(low.as_secs_f64()..=high.as_secs_f64()))
             }
             Delay::Exponential(mean) => match Exp::new(1.0 / mean.as_secs_f64().max(1e-9)) {
-                Ok(exp) => Duration::from_secs_f64(exp.sample(rng)),
+                Ok(exp) => Duration::try_from_secs_f64(exp.sample(rng)).unwrap_or(Duration::ZERO),
                 Err(_) => Duration::ZERO,
             },
         }
@@ -363,5 +363,7 @@ mod tests {
         assert_eq!(parse_duration("100us"), Some(Duration::from_micros(100)));
         assert_eq!(parse_duration("x"), None);
         assert_eq!(parse_duration("inf"), None);
+        assert_eq!(parse_duration("1e300s"), None);
+        assert_eq!(parse_duration("-1"), None);
     }
 }

@@ -281,7 +281,7 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>) -> Result<Outcome, Error> {
     let window = match (plan.duration, plan.requests, plan.rate) {
         (Some(d), _, _) => Some(d),
         #[allow(clippy::cast_precision_loss)]
-        (None, Some(n), Some(rate)) => Some(Duration::from_secs_f64(n as f64 / rate)),
+        (None, Some(n), Some(rate)) => Duration::try_from_secs_f64(n as f64 / rate).ok(),
         (None, _, _) => None,
     };
     let stop_ns = window.map_or(u64::MAX, |w| {
@@ -477,6 +477,11 @@ async fn ticker(shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>, tx: mpsc::
     }
 }
 
+/// Seconds as a Duration, capped at a day (beyond any run; `-r` is at least 0.001/s).
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.min(86_400.0)).unwrap_or(Duration::ZERO)
+}
+
 /// Intended send times of one connection.
 struct Schedule {
     next: Instant,
@@ -492,8 +497,8 @@ impl Schedule {
         match plan.arrival {
             Arrival::Uniform => Schedule {
                 // wrk2's interleaving: connection k is offset by k/R within each round.
-                next: t0 + Duration::from_secs_f64(f64::from(k) / rate),
-                gap: Duration::from_secs_f64(1.0 / per_connection),
+                next: t0 + seconds(f64::from(k) / rate),
+                gap: seconds(1.0 / per_connection),
                 poisson: None,
             },
             Arrival::Poisson => {
@@ -502,7 +507,7 @@ impl Schedule {
                 );
                 let exp = Exp::new(per_connection)
                     .unwrap_or_else(|_| Exp::new(1.0).expect("1 is a valid rate"));
-                let first = Duration::from_secs_f64(exp.sample(&mut rng));
+                let first = seconds(exp.sample(&mut rng));
                 Schedule {
                     next: t0 + first,
                     gap: Duration::ZERO,
@@ -519,7 +524,7 @@ impl Schedule {
     fn advance(&mut self) {
         self.next += match &mut self.poisson {
             None => self.gap,
-            Some((exp, rng)) => Duration::from_secs_f64(exp.sample(rng)),
+            Some((exp, rng)) => seconds(exp.sample(rng)),
         };
     }
 }

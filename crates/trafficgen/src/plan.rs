@@ -263,6 +263,11 @@ impl Plan {
             Some(r) if !r.is_finite() || r <= 0.0 => {
                 return Err(Error::Usage(format!("-r: {r} is not a positive rate")));
             }
+            Some(r) if r < 0.001 => {
+                return Err(Error::Usage(format!(
+                    "-r: {r} is below the lowest rate, 0.001 requests per second"
+                )));
+            }
             other => other,
         };
         let threads = load
@@ -381,6 +386,7 @@ mod tests {
             ("http://h/", &["-d", "0"][..]),
             ("http://h/", &["-r", "0"][..]),
             ("http://h/", &["-r", "NaN"][..]),
+            ("http://h/", &["-r", "1e-300"][..]),
             ("http://h/", &["-c", "0"][..]),
             ("http://h/", &["-H", "no colon"][..]),
             ("http://h/", &["-H", "Bad Name: x"][..]),
