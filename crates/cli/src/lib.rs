@@ -4,6 +4,7 @@
 //! - [`Output`]: a file written to a temporary sibling and renamed into place on [`Output::commit`]
 //!   (so a failed run never leaves a half-written file), or `-` for stdout;
 //! - [`LogArgs`]: `-v`/`-q` and `RUST_LOG`, logging to stderr through tracing;
+//! - [`parse_duration`]: durations as every tool takes them (`300`, `30s`, `5m`, `250ms`);
 //! - [`exit`]: prints an error with its causes and maps it to the documented exit code
 //!   (0 success, 1 the work failed or the input is bad, 2 usage error; a closed stdout is not an
 //!   error, as in ripgrep).
@@ -153,6 +154,28 @@ impl Write for Output {
     }
 }
 
+/// A duration as the tools take it: a number of seconds (`300`, `1.5`), or a number with one of
+/// `ns us µs ms s m h` (`30s`, `5m`, `250ms`). `None` for anything else, negative or not finite
+/// values, and values beyond what a `Duration` holds.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    const UNITS: [(&str, f64); 7] = [
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+    ];
+    let text = text.trim();
+    let (number, scale) = UNITS
+        .iter()
+        .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n, *scale)))
+        .unwrap_or((text, 1.0));
+    let value: f64 = number.parse().ok()?;
+    std::time::Duration::try_from_secs_f64(value * scale).ok()
+}
+
 /// Logging flags every tool accepts.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct LogArgs {
@@ -258,6 +281,20 @@ mod tests {
         out.write_all(b"new").unwrap();
         out.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    }
+
+    #[test]
+    fn durations() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("300"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("100us"), Some(Duration::from_micros(100)));
+        for bad in ["", "x", "-1", "inf", "NaN", "1e300s", "5 minutes"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -71,24 +71,7 @@ impl std::str::FromStr for Delay {
     }
 }
 
-/// `1.5s`, `250ms`, `100us`, `0`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let (number, scale) = [
-        ("ns", 1e-9),
-        ("us", 1e-6),
-        ("µs", 1e-6),
-        ("ms", 1e-3),
-        ("s", 1.0),
-        ("m", 60.0),
-        ("h", 3600.0),
-    ]
-    .iter()
-    .find_map(|(suffix, scale)| text.strip_suffix(suffix).map(|n| (n, *scale)))
-    .unwrap_or((text, 1.0));
-    let value: f64 = number.parse().ok()?;
-    Duration::try_from_secs_f64(value * scale).ok()
-}
+pub use meshbench_cli::parse_duration;
 
 /// How the server answers.
 #[derive(Debug, Clone)]
@@ -353,17 +336,5 @@ mod tests {
         assert!("uniform:5ms-1ms".parse::<Delay>().is_err());
         assert!("soon".parse::<Delay>().is_err());
         assert!("-1s".parse::<Delay>().is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30"), Some(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
-        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("100us"), Some(Duration::from_micros(100)));
-        assert_eq!(parse_duration("x"), None);
-        assert_eq!(parse_duration("inf"), None);
-        assert_eq!(parse_duration("1e300s"), None);
-        assert_eq!(parse_duration("-1"), None);
     }
 }

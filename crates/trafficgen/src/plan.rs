@@ -129,27 +129,15 @@ pub struct Plan {
     pub lag_threshold: Duration,
 }
 
-/// `300` (seconds), `30s`, `5m`, `250ms`, `1.5s`.
+/// `300` (seconds), `30s`, `5m`, `250ms`, `1.5s`; at most about 30 years.
 pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, Error> {
-    let t = text.trim();
-    let (number, scale) = [
-        ("ms", 1e-3),
-        ("us", 1e-6),
-        ("s", 1.0),
-        ("m", 60.0),
-        ("h", 3600.0),
-    ]
-    .iter()
-    .find_map(|(suffix, scale)| t.strip_suffix(suffix).map(|n| (n, *scale)))
-    .unwrap_or((t, 1.0));
-    match number.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => {
-            Ok(Duration::from_secs_f64(v * scale))
-        }
-        _ => Err(Error::Usage(format!(
-            "{flag}: {text:?} is not a duration such as 300, 30s, 5m or 250ms"
-        ))),
-    }
+    meshbench_cli::parse_duration(text)
+        .filter(|d| d.as_secs() < 1_000_000_000)
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{flag}: {text:?} is not a duration such as 300, 30s, 5m or 250ms"
+            ))
+        })
 }
 
 impl Plan {

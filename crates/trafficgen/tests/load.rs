@@ -13,7 +13,7 @@ use meshbench_formats::trafficgen::{TrafficgenSummary, decode_histogram};
 use sample_app::{Config, Delay, Server};
 
 /// Starts sample-app on its own runtime thread; it lives until the test process ends.
-fn sample_app(delay: Delay) -> SocketAddr {
+fn serve(config: Config) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -22,10 +22,6 @@ fn sample_app(delay: Delay) -> SocketAddr {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let config = Config {
-                delay,
-                ..Config::default()
-            };
             let server = Server::start("127.0.0.1:0".parse().unwrap(), config)
                 .await
                 .unwrap();
@@ -34,6 +30,13 @@ fn sample_app(delay: Delay) -> SocketAddr {
         });
     });
     rx.recv().unwrap()
+}
+
+fn sample_app(delay: Delay) -> SocketAddr {
+    serve(Config {
+        delay,
+        ..Config::default()
+    })
 }
 
 /// Stalls the server for `ms` milliseconds, through its HTTP switch.
@@ -487,27 +490,10 @@ fn throwaway_pki(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>, Vec<u8>
 }
 
 fn tls_sample_app(cert: &[u8], key: &[u8]) -> SocketAddr {
-    let tls = sample_app::tls_config(cert, key).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let config = Config {
-                tls: Some(tls),
-                ..Config::default()
-            };
-            let server = Server::start("127.0.0.1:0".parse().unwrap(), config)
-                .await
-                .unwrap();
-            tx.send(server.addr()).unwrap();
-            std::future::pending::<()>().await;
-        });
-    });
-    rx.recv().unwrap()
+    serve(Config {
+        tls: Some(sample_app::tls_config(cert, key).unwrap()),
+        ..Config::default()
+    })
 }
 
 #[test]
