@@ -77,6 +77,29 @@ taskset -c 1 "$tg" -r 20000 -c 50 -d "${seconds}s" --threads 1 -q -o "$out/tg-op
 # Memory over a 60 s run.
 /usr/bin/time -f "%M" -o "$out/time-long.txt" taskset -c 1 "$tg" -c 50 -d 60s --threads 1 -q --hlog "$out/long.hlog" -o "$out/tg-long.json" "$url"
 
+# HdrHistogram's own tools read the interval log and the summary's histogram: the Python port
+# (PyPI hdrhistogram) decodes both and must find the same counts and p99.
+python3 -m pip install -q hdrhistogram 2>/dev/null || true
+python3 - "$out" > "$out/hlog-check.txt" <<'PY'
+import json, sys
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+out = sys.argv[1]
+s = json.load(open(f"{out}/tg-long.json"))
+reader = HistogramLogReader(f"{out}/long.hlog", HdrHistogram(1, 3_600_000_000, 3))
+total, intervals = HdrHistogram(1, 3_600_000_000, 3), 0
+while (h := reader.get_next_interval_histogram()) is not None:
+    total.add(h)
+    intervals += 1
+summary = HdrHistogram.decode(s["histogram"])
+ok = total.get_total_count() == summary.get_total_count() and \
+    total.get_value_at_percentile(99) == summary.get_value_at_percentile(99) == s["latency_us"]["p99"]
+print(f"HdrHistogram's Python port read {intervals} intervals, {total.get_total_count():,} values, "
+      f"p99 {total.get_value_at_percentile(99)} us; the summary's histogram: "
+      f"{summary.get_total_count():,} values, p99 {summary.get_value_at_percentile(99)} us: "
+      f"{'the same' if ok else '**they differ**'}.")
+PY
+
 python3 - "$out" "$seconds" <<'PY'
 import json, os, sys, statistics, datetime, subprocess, platform
 out, seconds = sys.argv[1], float(sys.argv[2])
@@ -116,4 +139,5 @@ print(f"- Open loop at 20,000 requests/s for {seconds:.0f} s: achieved {o['rate_
       f"{o['requests']['unsent']} unsent, {o['requests']['errors']} errors.")
 print(f"- Memory over a 60 s closed-loop run with --hlog: peak RSS {long_rss/1e6:.1f} MB "
       f"({l['requests']['sent']:,} requests; target < 30 MB: {ok(long_rss < 30e6)}).")
+print("- " + open(os.path.join(out, "hlog-check.txt")).read().strip())
 PY

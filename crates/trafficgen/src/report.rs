@@ -38,13 +38,15 @@ pub(crate) struct Collector {
     measure_start: std::time::Instant,
     /// Errors so far, for the progress line.
     errors: u64,
+    /// The run's start, for the interval log's header.
+    started_at: SystemTime,
 }
 
 impl Collector {
     pub(crate) fn new(
         plan: &Plan,
         shared: &Shared,
-        _started_at: SystemTime,
+        started_at: SystemTime,
         hlog: Option<Output>,
     ) -> Result<Collector, Error> {
         let progress = std::io::stderr().is_terminal().then(|| {
@@ -67,6 +69,7 @@ impl Collector {
             totals: Vec::new(),
             last_event: None,
             errors: 0,
+            started_at,
             measure_start: shared.measure_start,
         })
     }
@@ -175,6 +178,7 @@ impl Collector {
                 let mut builder = IntervalLogWriterBuilder::new();
                 // Only the first entry carries the header lines.
                 let mut writer = builder
+                    .with_start_time(self.started_at)
                     .with_max_value_divisor(1000.0)
                     .begin_log_with(&mut text, &mut serializer)
                     .map_err(io)?;
@@ -281,11 +285,15 @@ pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Err
     #[allow(clippy::cast_precision_loss)]
     let cpu_us_per_request =
         (o.requests.sent > 0).then(|| o.cpu_seconds * 1e6 / o.requests.sent as f64);
-    // The client's own lag: requests whose connection was free when they came due and still
-    // left late. (Its CPU time is no guide: open-loop pacing spins for the last millisecond.)
+    // The client set the pace when its own scheduling lagged (requests whose connection was
+    // free when they came due still left late), or when an open loop could not send at the rate
+    // asked (too few connections, or too little CPU).
     let lag_p99 = (!o.scheduler_lag.is_empty()).then(|| o.scheduler_lag.value_at_quantile(0.99));
     let threshold = u64::try_from(plan.lag_threshold.as_micros()).unwrap_or(u64::MAX);
-    let saturated = lag_p99.is_some_and(|p| p > threshold);
+    let short_of_rate = plan
+        .rate
+        .is_some_and(|target| !o.interrupted && rate_achieved < 0.99 * target);
+    let saturated = lag_p99.is_some_and(|p| p > threshold) || short_of_rate;
     let started_at = jiff::Timestamp::try_from(o.started_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     Ok(TrafficgenSummary {
         schema: TRAFFICGEN.id.to_owned(),
