@@ -305,8 +305,19 @@ pub fn read_summary(name: &str, text: &str) -> Result<TrafficgenSummary> {
     TRAFFICGEN.check(schema).map_err(|e| bad(e.to_string()))?;
     let summary: TrafficgenSummary =
         serde_json::from_value(value).map_err(|e| bad(format!("not a trafficgen summary: {e}")))?;
-    trafficgen::decode_histogram(&summary.histogram)
-        .map_err(|e| bad(format!("\"histogram\": {e}")))?;
+    let fields = [
+        ("histogram", Some(&summary.histogram)),
+        (
+            "service_time_histogram",
+            summary.service_time_histogram.as_ref(),
+        ),
+        ("send_lag_histogram", summary.send_lag_histogram.as_ref()),
+    ];
+    for (field, text) in fields {
+        if let Some(text) = text {
+            trafficgen::decode_histogram(text).map_err(|e| bad(format!("\"{field}\": {e}")))?;
+        }
+    }
     Ok(summary)
 }
 

@@ -211,6 +211,20 @@ fn summaries_merge_exactly() {
         err.contains("bogus.json") && err.contains("pod-usage"),
         "{err}"
     );
+
+    // A damaged secondary histogram is named when the file is read (found by fuzzing).
+    let mut damaged: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
+    damaged["service_time_histogram"] = serde_json::Value::from("SElTVEZBQUFB");
+    let damaged_path = dir.path().join("damaged.json");
+    std::fs::write(&damaged_path, damaged.to_string()).unwrap();
+    let out = trafficgen(&["merge", damaged_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("damaged.json") && err.contains("service_time_histogram"),
+        "{err}"
+    );
 }
 
 #[test]
