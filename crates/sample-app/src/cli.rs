@@ -14,7 +14,8 @@ Examples:
 
   # Long-tailed latency, and a 1 s stall 5 s into a run (coordinated omission made visible)
   sample-app --listen 127.0.0.1:8080 --delay exp:1ms &
-  (sleep 5; curl -s 'http://127.0.0.1:8080/__stall?ms=1000') & trafficgen -r 2000 -d 10s http://127.0.0.1:8080/";
+  (sleep 5; curl -s 'http://127.0.0.1:8080/__stall?ms=1000') &
+  trafficgen -r 2000 -d 10s http://127.0.0.1:8080/";
 
 /// A small HTTP server to point trafficgen at: fixed-size answers after a configurable delay,
 /// and a stall switch (GET /__stall?ms=N stalls every request for N ms).

@@ -32,7 +32,7 @@ Examples:
   trafficgen http://nginx-1.sample-app.svc.cluster.local 300 50
 
   # Open loop at 2,000 requests/s for 60 s after 10 s of warm-up, with a timeline
-  trafficgen -r 2000 -d 60s --warmup 10s --timeline timeline.csv -o summary.json http://127.0.0.1:8080/
+  trafficgen -r 2000 -d 60s --warmup 10s --timeline t.csv -o s.json http://127.0.0.1:8080/
 
   # Load from two pods, merged exactly through their histograms, then compared
   trafficgen merge pod-a.json pod-b.json -o runs/linkerd/1/trafficgen.json
