@@ -4,12 +4,14 @@
 //! - [`schema`]: schema identifiers and the rules for minor and major versions;
 //! - [`quantity`]: exact Kubernetes quantities (`250m`, `1.5Gi`, `329087452n`);
 //! - [`usage`]: pod and node resource-usage rows (`top-parse` → `compare`);
-//! - [`trafficgen`]: load-generator summaries with their histograms (`trafficgen` → `compare`).
+//! - [`trafficgen`]: load-generator summaries with their histograms (`trafficgen` → `compare`);
+//! - [`mesh_install`]: install timings (`mesh-install` → `compare`).
 //!
 //! This crate depends on serde-family crates and, for the histograms inside trafficgen
 //! summaries, on hdrhistogram: no kube, no hyper, no tokio, so consumers stay small and quick to
 //! build.
 
+pub mod mesh_install;
 pub mod quantity;
 pub mod schema;
 pub mod trafficgen;
