@@ -5,12 +5,14 @@
 //! - [`quantity`]: exact Kubernetes quantities (`250m`, `1.5Gi`, `329087452n`);
 //! - [`usage`]: pod and node resource-usage rows (`top-parse` → `compare`);
 //! - [`trafficgen`]: load-generator summaries with their histograms (`trafficgen` → `compare`);
-//! - [`mesh_install`]: install timings (`mesh-install` → `compare`).
+//! - [`mesh_install`]: install timings (`mesh-install` → `compare`);
+//! - [`comparison`]: `compare`'s table.
 //!
 //! This crate depends on serde-family crates and, for the histograms inside trafficgen
 //! summaries, on hdrhistogram: no kube, no hyper, no tokio, so consumers stay small and quick to
 //! build.
 
+pub mod comparison;
 pub mod mesh_install;
 pub mod quantity;
 pub mod schema;

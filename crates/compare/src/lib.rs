@@ -1,0 +1,460 @@
+//! compare: meshbench runs in, the verdict table out.
+//!
+//! Replaces the delta half of the seed's `parse-benchmark-results.py`, which printed sums over
+//! all pods as "control plane", averaged a CPU and a memory percentage into an "aggregate", and
+//! had no baseline and no repetitions. compare computes each metric as `docs/methodology.md`
+//! defines it, gives every delta a seeded bootstrap interval when arms are repeated, and says so
+//! when they are not.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use meshbench_cli::{Failure, LogArgs, Output};
+use meshbench_formats::comparison::{COMPARISON, Comparison, ComparisonRow, METRICS};
+
+pub mod load;
+pub mod metrics;
+
+const EXAMPLES: &str = "\
+Examples:
+  # Two arms, one directory each (files, or one sub-directory per repetition)
+  compare --arm linkerd=runs/linkerd --arm istio=runs/istio
+
+  # A baseline without a mesh, JSON for a pipeline, and a gate for CI
+  compare --arm none=runs/none --arm linkerd=runs/linkerd -f json -o verdict.json \\
+    --fail-if 'latency_p99_ms > 150'
+
+  # The whole pipeline, per arm and repetition
+  trafficgen -r 200 -d 5m -o runs/linkerd/1/trafficgen.json http://nginx-1.sample-app/
+  kubectl top pods -A --containers | top-parse --run linkerd-1 -o runs/linkerd/1/pods.csv";
+
+/// Output encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A Markdown table (default on a terminal)
+    Markdown,
+    /// metric,unit,<arms…>,delta_pct,ci95_low,ci95_high,significant
+    Csv,
+    /// meshbench/comparison/v1 (default off a terminal)
+    Json,
+}
+
+/// Compare arms (none, linkerd, istio, …) from their top-parse, trafficgen and mesh-install
+/// files: per-metric values, deltas, and 95% bootstrap intervals when arms are repeated.
+#[derive(Debug, Parser)]
+#[command(name = "compare", version, after_long_help = EXAMPLES, after_help = "Run with --help for examples.")]
+pub struct Args {
+    /// An arm: NAME=DIR (repeatable, in table order). The mesh is the mesh-install summary's,
+    /// else NAME (linkerd, istio or none).
+    #[arg(long = "arm", value_name = "NAME=DIR", required = true, value_parser = parse_arm)]
+    pub arms: Vec<(String, PathBuf)>,
+
+    /// The reference arm of every delta (default: the first).
+    #[arg(long, value_name = "ARM")]
+    pub baseline: Option<String>,
+
+    /// Output encoding (default: markdown on a terminal, json otherwise).
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Where to write; `-` is stdout.
+    #[arg(short, long, value_name = "FILE", default_value = "-")]
+    pub output: String,
+
+    /// Bootstrap resamples for the intervals.
+    #[arg(long, default_value_t = 2000)]
+    pub bootstrap: usize,
+
+    /// Seed of the bootstrap, so that a table is reproducible.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Exit with 3 when a condition holds: 'METRIC OP NUMBER' on every arm, 'ARM.METRIC …' on
+    /// one, 'delta.METRIC …' on the delta in percent; OP is one of > >= < <= (repeatable).
+    #[arg(long = "fail-if", value_name = "CONDITION")]
+    pub fail_if: Vec<String>,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+fn parse_arm(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: expected NAME=DIR, e.g. linkerd=runs/linkerd"))?;
+    if name.is_empty() || dir.is_empty() {
+        return Err(format!(
+            "{text:?}: expected NAME=DIR, e.g. linkerd=runs/linkerd"
+        ));
+    }
+    Ok((name.to_owned(), PathBuf::from(dir)))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {problem}")]
+    Input { path: String, problem: String },
+    #[error(
+        "arm {arm:?}: unknown mesh {mesh:?}; built-in profiles are linkerd, istio and none \
+         (name the arm after one, or give its mesh-install summary's mesh)"
+    )]
+    UnknownMesh { arm: String, mesh: String },
+    #[error("{0}")]
+    Usage(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Gate(String),
+}
+
+impl Failure for Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            Error::Gate(_) => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Builds the comparison of `arms`, the reference first.
+pub fn compare(
+    arms: &[load::Arm],
+    baseline: usize,
+    rounds: usize,
+    seed: u64,
+) -> Result<Comparison, Error> {
+    let mut per_arm = Vec::with_capacity(arms.len());
+    for arm in arms {
+        let profile = metrics::profile(arm)?;
+        let reps = arm
+            .reps
+            .iter()
+            .map(|r| metrics::repetition(r, &profile))
+            .collect::<Result<Vec<_>, _>>()?;
+        per_arm.push(reps);
+    }
+    let values: Vec<_> = per_arm
+        .iter()
+        .map(|reps| metrics::arm_values(reps, &(0..reps.len()).collect::<Vec<_>>()))
+        .collect();
+    let other = (0..arms.len()).find(|&i| i != baseline);
+    let intervals = other.map_or([None; METRICS.len()], |o| {
+        metrics::bootstrap(&per_arm[baseline], &per_arm[o], rounds, seed)
+    });
+    let mut order: Vec<usize> = vec![baseline];
+    order.extend((0..arms.len()).filter(|&i| i != baseline));
+    let rows = METRICS
+        .iter()
+        .enumerate()
+        .map(|(i, (metric, unit))| {
+            let delta = other.and_then(|o| metrics::delta_pct(values[baseline][i], values[o][i]));
+            let ci95 = intervals[i].filter(|_| delta.is_some());
+            ComparisonRow {
+                metric: (*metric).to_owned(),
+                unit: (*unit).to_owned(),
+                values: order
+                    .iter()
+                    .map(|&a| (arms[a].name.clone(), values[a][i]))
+                    .collect(),
+                delta_pct: delta,
+                ci95,
+                significant: ci95.map(|[lo, hi]| lo > 0.0 || hi < 0.0),
+            }
+        })
+        .collect();
+    Ok(Comparison {
+        schema: COMPARISON.id.to_owned(),
+        arms: order.iter().map(|&a| arms[a].name.clone()).collect(),
+        rows,
+    })
+}
+
+/// Warnings about arms that differ in what should be equal.
+fn like_for_like(arms: &[load::Arm]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut check = |what: &str, per_arm: Vec<(String, Option<f64>)>| {
+        let known: Vec<&(String, Option<f64>)> =
+            per_arm.iter().filter(|(_, v)| v.is_some()).collect();
+        if let (Some(min), Some(max)) = (
+            known.iter().filter_map(|(_, v)| *v).reduce(f64::min),
+            known.iter().filter_map(|(_, v)| *v).reduce(f64::max),
+        ) && max > min * 1.05
+        {
+            let list = known
+                .iter()
+                .map(|(a, v)| format!("{a} {}", v.unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            warnings.push(format!(
+                "arms differ in {what} ({list}): not a like-for-like comparison"
+            ));
+        }
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let pods = |a: &load::Arm| {
+        a.reps
+            .iter()
+            .find_map(|r| r.install.as_ref().map(|i| i.pods as f64))
+    };
+    check(
+        "workload pods",
+        arms.iter().map(|a| (a.name.clone(), pods(a))).collect(),
+    );
+    let first_load =
+        |a: &load::Arm,
+         f: &dyn Fn(&meshbench_formats::trafficgen::TrafficgenSummary) -> Option<f64>| {
+            a.reps.iter().flat_map(|r| r.loads.iter()).find_map(f)
+        };
+    check(
+        "request rate",
+        arms.iter()
+            .map(|a| (a.name.clone(), first_load(a, &|s| s.rate_target)))
+            .collect(),
+    );
+    check(
+        "connections",
+        arms.iter()
+            .map(|a| {
+                (
+                    a.name.clone(),
+                    first_load(a, &|s| Some(f64::from(s.connections))),
+                )
+            })
+            .collect(),
+    );
+    check(
+        "duration",
+        arms.iter()
+            .map(|a| (a.name.clone(), first_load(a, &|s| Some(s.duration_s))))
+            .collect(),
+    );
+    warnings
+}
+
+fn shown(value: Option<f64>, unit: &str) -> String {
+    match value {
+        None => "–".to_owned(),
+        Some(v) => match unit {
+            "millicores" => format!("{v:.1}m"),
+            "bytes" => format!("{:.1}Mi", v / 1_048_576.0),
+            "ms" => format!("{v:.1} ms"),
+            "s" => format!("{v:.1} s"),
+            "ratio" => format!("{:.3}%", v * 100.0),
+            _ => format!("{v}"),
+        },
+    }
+}
+
+/// "istio uses 57% less", "no significant difference (+2% [-3%, +7%])".
+fn verdict(row: &ComparisonRow, reference: &str, other: &str) -> String {
+    let Some(d) = row.delta_pct else {
+        return "–".to_owned();
+    };
+    let interval = row
+        .ci95
+        .map(|[lo, hi]| format!(" [{lo:+.0}%, {hi:+.0}%]"))
+        .unwrap_or_default();
+    if row.significant == Some(false) {
+        return format!("no significant difference ({d:+.0}%{interval})");
+    }
+    if d.abs() < 0.5 {
+        return format!("about the same ({d:+.1}%{interval})");
+    }
+    let (more, less) = match row.unit.as_str() {
+        "ms" | "s" => ("slower", "faster"),
+        "ratio" => ("more errors", "fewer errors"),
+        _ => ("more", "less"),
+    };
+    let verb = if row.unit == "ms" || row.unit == "s" {
+        "is"
+    } else {
+        "uses"
+    };
+    if row.unit == "ratio" {
+        return format!("{d:+.0}%{interval}");
+    }
+    let _ = reference;
+    format!(
+        "{other} {verb} {:.0}% {}{interval}",
+        d.abs(),
+        if d < 0.0 { less } else { more }
+    )
+}
+
+fn markdown(c: &Comparison, one_repetition: bool) -> String {
+    let mut out = String::new();
+    let other = c.arms.get(1).cloned().unwrap_or_default();
+    out.push_str(&format!("| Metric | {} | Delta |\n", c.arms.join(" | ")));
+    out.push_str(&format!("|---|{}---|\n", "---|".repeat(c.arms.len())));
+    for row in &c.rows {
+        if row.values.values().all(Option::is_none) {
+            continue;
+        }
+        let cells: Vec<String> = c
+            .arms
+            .iter()
+            .map(|a| shown(row.values[a], &row.unit))
+            .collect();
+        out.push_str(&format!(
+            "| {} | {} | {} |\n",
+            row.metric,
+            cells.join(" | "),
+            verdict(row, &c.arms[0], &other)
+        ));
+    }
+    if one_repetition {
+        out.push_str(
+            "\nOne repetition per arm: no confidence intervals, so no delta above can be told \
+             from noise. Repeat each arm (sub-directories 1/, 2/, …) for intervals.\n",
+        );
+    }
+    out
+}
+
+fn csv(c: &Comparison) -> String {
+    let mut out = format!(
+        "metric,unit,{},delta_pct,ci95_low,ci95_high,significant\n",
+        c.arms.join(",")
+    );
+    let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for row in &c.rows {
+        let values: Vec<String> = c.arms.iter().map(|a| cell(row.values[a])).collect();
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{}\n",
+            row.metric,
+            row.unit,
+            values.join(","),
+            cell(row.delta_pct),
+            cell(row.ci95.map(|c| c[0])),
+            cell(row.ci95.map(|c| c[1])),
+            row.significant.map(|s| s.to_string()).unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// Evaluates one `--fail-if` condition; `Some(reason)` when it holds.
+fn gate(c: &Comparison, condition: &str) -> Result<Option<String>, Error> {
+    let usage = || {
+        Error::Usage(format!(
+            "--fail-if {condition:?}: expected 'METRIC OP NUMBER', 'ARM.METRIC OP NUMBER' or \
+             'delta.METRIC OP NUMBER' with OP one of > >= < <="
+        ))
+    };
+    let parts: Vec<&str> = condition.split_whitespace().collect();
+    let [target, op, number] = parts[..] else {
+        return Err(usage());
+    };
+    let limit: f64 = number.parse().map_err(|_| usage())?;
+    let holds = |v: f64| match op {
+        ">" => Ok(v > limit),
+        ">=" => Ok(v >= limit),
+        "<" => Ok(v < limit),
+        "<=" => Ok(v <= limit),
+        _ => Err(usage()),
+    };
+    let (scope, metric) = target
+        .split_once('.')
+        .map_or((None, target), |(a, m)| (Some(a), m));
+    let row = c.rows.iter().find(|r| r.metric == metric).ok_or_else(|| {
+        Error::Usage(format!(
+            "--fail-if {condition:?}: unknown metric {metric:?}; known: {}",
+            METRICS.map(|(m, _)| m).join(", ")
+        ))
+    })?;
+    let checked: Vec<(String, Option<f64>)> = match scope {
+        Some("delta") => vec![("delta".to_owned(), row.delta_pct)],
+        Some(arm) => {
+            let v = row
+                .values
+                .get(arm)
+                .ok_or_else(|| Error::Usage(format!("--fail-if {condition:?}: no arm {arm:?}")))?;
+            vec![(arm.to_owned(), *v)]
+        }
+        None => c.arms.iter().map(|a| (a.clone(), row.values[a])).collect(),
+    };
+    for (who, v) in checked {
+        if let Some(v) = v
+            && holds(v)?
+        {
+            return Ok(Some(format!("{condition}: {who} has {v}")));
+        }
+    }
+    Ok(None)
+}
+
+/// Runs compare.
+pub fn run(args: Args) -> Result<(), Error> {
+    let arms: Vec<load::Arm> = args
+        .arms
+        .iter()
+        .map(|(name, dir)| load::arm(name, dir))
+        .collect::<Result<_, _>>()?;
+    for (i, a) in arms.iter().enumerate() {
+        if arms[..i].iter().any(|b| b.name == a.name) {
+            return Err(Error::Usage(format!("arm {:?} is named twice", a.name)));
+        }
+    }
+    let baseline = match &args.baseline {
+        None => 0,
+        Some(name) => arms
+            .iter()
+            .position(|a| &a.name == name)
+            .ok_or_else(|| Error::Usage(format!("--baseline {name:?} is not one of the arms")))?,
+    };
+    for w in like_for_like(&arms) {
+        tracing::warn!("{w}");
+    }
+    let comparison = compare(&arms, baseline, args.bootstrap, args.seed)?;
+    let one_repetition = arms.iter().any(|a| a.reps.len() < 2);
+    let format = args
+        .format
+        .unwrap_or(if std::io::stdout().is_terminal() && args.output == "-" {
+            Format::Markdown
+        } else {
+            Format::Json
+        });
+    let text = match format {
+        Format::Markdown => markdown(&comparison, one_repetition),
+        Format::Csv => csv(&comparison),
+        Format::Json => {
+            let mut t = serde_json::to_string_pretty(&comparison).map_err(|e| Error::Write {
+                path: args.output.clone(),
+                source: e.into(),
+            })?;
+            t.push('\n');
+            t
+        }
+    };
+    let write_err = |source| Error::Write {
+        path: args.output.clone(),
+        source,
+    };
+    let mut out = Output::create(&args.output).map_err(write_err)?;
+    out.write_all(text.as_bytes()).map_err(write_err)?;
+    out.commit().map_err(write_err)?;
+
+    let mut failed = Vec::new();
+    for condition in &args.fail_if {
+        if let Some(reason) = gate(&comparison, condition)? {
+            failed.push(reason);
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Error::Gate(format!("--fail-if: {}", failed.join("; "))));
+    }
+    Ok(())
+}
+
+/// `main`, in one call.
+pub fn main_with(args: Args) -> ExitCode {
+    args.log.init();
+    meshbench_cli::exit("compare", run(args))
+}

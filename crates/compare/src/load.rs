@@ -1,0 +1,171 @@
+//! Arms and their repetitions, read from directories. Files are recognised by content (a JSON
+//! document's `schema`, a CSV's header), never by name.
+
+use std::path::{Path, PathBuf};
+
+use meshbench_formats::mesh_install::{MESH_INSTALL, MeshInstallSummary};
+use meshbench_formats::trafficgen::{TRAFFICGEN, TrafficgenSummary, decode_histogram};
+use meshbench_formats::usage::{NodeUsageRow, PodUsageRow, UsageKind, read_node_csv, read_pod_csv};
+
+use crate::Error;
+
+/// One run of one arm: everything found in its directory.
+#[derive(Debug, Default)]
+pub struct Repetition {
+    pub dir: PathBuf,
+    /// Pod rows, with the index of the file they came from (a snapshot without timestamps is
+    /// told apart by its file).
+    pub pods: Vec<(usize, PodUsageRow)>,
+    pub nodes: Vec<(usize, NodeUsageRow)>,
+    pub loads: Vec<TrafficgenSummary>,
+    pub install: Option<MeshInstallSummary>,
+}
+
+/// A named arm: one mesh (or none), one or more repetitions.
+#[derive(Debug)]
+pub struct Arm {
+    pub name: String,
+    pub reps: Vec<Repetition>,
+}
+
+fn bad(path: &Path, problem: impl Into<String>) -> Error {
+    Error::Input {
+        path: path.display().to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Reads `NAME=DIR`: DIR holds one repetition's files, or one sub-directory per repetition.
+pub fn arm(name: &str, dir: &Path) -> Result<Arm, Error> {
+    let entries = sorted_entries(dir)?;
+    let (subdirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        entries.into_iter().partition(|p| p.is_dir());
+    let reps = match (subdirs.is_empty(), files.is_empty()) {
+        (true, true) => return Err(bad(dir, format!("arm {name:?} has no files"))),
+        (true, false) => vec![repetition(dir, &files)?],
+        (false, true) => subdirs
+            .iter()
+            .map(|d| repetition(d, &sorted_entries(d)?))
+            .collect::<Result<_, _>>()?,
+        (false, false) => {
+            return Err(bad(
+                dir,
+                format!(
+                    "holds both files ({}) and sub-directories ({}): put one repetition's files \
+                     directly in it, or one sub-directory per repetition",
+                    files[0].display(),
+                    subdirs[0].display()
+                ),
+            ));
+        }
+    };
+    Ok(Arm {
+        name: name.to_owned(),
+        reps,
+    })
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let read = std::fs::read_dir(dir).map_err(|e| bad(dir, format!("cannot read: {e}")))?;
+    let mut entries: Vec<PathBuf> = read
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+fn repetition(dir: &Path, files: &[PathBuf]) -> Result<Repetition, Error> {
+    let mut rep = Repetition {
+        dir: dir.to_path_buf(),
+        ..Repetition::default()
+    };
+    for (index, path) in files.iter().enumerate() {
+        if path.is_dir() {
+            return Err(bad(path, "a directory inside a repetition"));
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
+        if text.trim_start().starts_with('{') {
+            json(path, &text, &mut rep)?;
+        } else {
+            let header = text.lines().next().unwrap_or_default();
+            match UsageKind::from_csv_header(header.split(',')) {
+                Some(UsageKind::Pods) => rep.pods.extend(
+                    read_pod_csv(text.as_bytes())
+                        .map_err(|e| bad(path, e.to_string()))?
+                        .into_iter()
+                        .map(|r| (index, r)),
+                ),
+                Some(UsageKind::Nodes) => rep.nodes.extend(
+                    read_node_csv(text.as_bytes())
+                        .map_err(|e| bad(path, e.to_string()))?
+                        .into_iter()
+                        .map(|r| (index, r)),
+                ),
+                None => {
+                    return Err(bad(
+                        path,
+                        "neither a meshbench JSON document nor a top-parse CSV (expected a \
+                         `schema` field, or a header starting run,timestamp,...)",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(rep)
+}
+
+fn json(path: &Path, text: &str, rep: &mut Repetition) -> Result<(), Error> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        bad(
+            path,
+            format!(
+                "invalid JSON at line {}, column {}: {e}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let schema = value
+        .get("schema")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| bad(path, "a JSON document without a `schema` field"))?;
+    if TRAFFICGEN.check(schema).is_ok() {
+        let s: TrafficgenSummary =
+            serde_json::from_value(value).map_err(|e| bad(path, e.to_string()))?;
+        decode_histogram(&s.histogram).map_err(|e| bad(path, format!("\"histogram\": {e}")))?;
+        rep.loads.push(s);
+    } else if MESH_INSTALL.check(schema).is_ok() {
+        if rep.install.is_some() {
+            return Err(bad(path, "a second mesh-install summary in one repetition"));
+        }
+        rep.install = Some(serde_json::from_value(value).map_err(|e| bad(path, e.to_string()))?);
+    } else {
+        // Name what was found and what is read; a newer major version gets the schema error.
+        let reason = TRAFFICGEN
+            .check(schema)
+            .err()
+            .filter(|e| matches!(e, meshbench_formats::SchemaError::UnsupportedMajor { .. }))
+            .or_else(|| {
+                MESH_INSTALL.check(schema).err().filter(|e| {
+                    matches!(e, meshbench_formats::SchemaError::UnsupportedMajor { .. })
+                })
+            })
+            .map_or_else(
+                || {
+                    format!(
+                        "schema {schema:?} is not one compare reads ({} or {})",
+                        TRAFFICGEN.id, MESH_INSTALL.id
+                    )
+                },
+                |e| e.to_string(),
+            );
+        return Err(bad(path, reason));
+    }
+    Ok(())
+}

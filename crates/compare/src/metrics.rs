@@ -1,0 +1,309 @@
+//! From rows and summaries to the table's numbers (definitions in docs/methodology.md).
+//!
+//! Per repetition: control-plane usage is the sum over the control-plane namespace per snapshot,
+//! then the median over snapshots; per-pod proxy usage is the mean over workload pods' proxy
+//! containers per snapshot, then the median; the mesh total is control plane plus every proxy.
+//! Latency comes from the repetition's trafficgen histograms merged. Per arm: resource and time
+//! metrics are the mean over repetitions; latency comes from every repetition's histograms merged
+//! (percentiles are never averaged).
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use meshbench_formats::comparison::METRICS;
+use meshbench_formats::trafficgen::{decode_histogram, new_histogram};
+use rand::{Rng, SeedableRng};
+
+use crate::Error;
+use crate::load::{Arm, Repetition};
+
+/// Which namespace is a mesh's control plane and which container its proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    pub mesh: &'static str,
+    pub control_plane: Option<&'static str>,
+    pub proxy: Option<&'static str>,
+}
+
+pub const PROFILES: [Profile; 3] = [
+    Profile {
+        mesh: "linkerd",
+        control_plane: Some("linkerd"),
+        proxy: Some("linkerd-proxy"),
+    },
+    Profile {
+        mesh: "istio",
+        control_plane: Some("istio-system"),
+        proxy: Some("istio-proxy"),
+    },
+    Profile {
+        mesh: "none",
+        control_plane: None,
+        proxy: None,
+    },
+];
+
+/// The arm's mesh: from its mesh-install summary, else its name.
+pub fn profile(arm: &Arm) -> Result<Profile, Error> {
+    let mesh = arm
+        .reps
+        .iter()
+        .find_map(|r| r.install.as_ref().map(|i| i.mesh.clone()))
+        .unwrap_or_else(|| arm.name.clone());
+    PROFILES
+        .iter()
+        .find(|p| p.mesh == mesh)
+        .copied()
+        .ok_or_else(|| Error::UnknownMesh {
+            arm: arm.name.clone(),
+            mesh,
+        })
+}
+
+const N: usize = METRICS.len();
+const LATENCY: [(usize, f64); 4] = [(6, 0.5), (7, 0.9), (8, 0.99), (9, 0.999)];
+
+/// One repetition's values, indexed like [`METRICS`], and its merged latency histogram.
+#[derive(Debug, Clone)]
+pub struct RepValues {
+    pub values: [Option<f64>; N],
+    pub latency: Option<Histogram<u64>>,
+    pub errors: u64,
+    pub scheduled: u64,
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}
+
+#[allow(clippy::cast_precision_loss)]
+pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
+    let mut values = [None; N];
+    // Snapshots: (file, timestamp) -> [cp cpu, cp mem, all proxies' cpu, all proxies' mem,
+    // proxies in workload pods, their cpu, their mem]
+    let mut snaps: BTreeMap<(usize, Option<String>), [f64; 7]> = BTreeMap::new();
+    for (file, row) in &rep.pods {
+        let s = snaps
+            .entry((*file, row.timestamp.map(|t| t.to_string())))
+            .or_insert([0.0; 7]);
+        let cpu = row.cpu_millicores.millicores_f64();
+        let mem = row.memory_bytes as f64;
+        let in_cp = p.control_plane.is_some() && row.namespace.as_deref() == p.control_plane;
+        if in_cp {
+            s[0] += cpu;
+            s[1] += mem;
+        }
+        if p.proxy.is_some() && row.container.as_deref() == p.proxy {
+            s[2] += cpu;
+            s[3] += mem;
+            if !in_cp {
+                s[4] += 1.0;
+                s[5] += cpu;
+                s[6] += mem;
+            }
+        }
+    }
+    if !snaps.is_empty() {
+        let column =
+            |f: &dyn Fn(&[f64; 7]) -> Option<f64>| median(snaps.values().filter_map(f).collect());
+        values[0] = column(&|s| Some(s[0]));
+        values[1] = column(&|s| Some(s[1]));
+        values[2] = if p.proxy.is_none() {
+            Some(0.0)
+        } else {
+            column(&|s| (s[4] > 0.0).then(|| s[5] / s[4]))
+        };
+        values[3] = if p.proxy.is_none() {
+            Some(0.0)
+        } else {
+            column(&|s| (s[4] > 0.0).then(|| s[6] / s[4]))
+        };
+        // Control plane plus the workload's proxies (the control plane's own proxies, where it
+        // is meshed, are already in its sum).
+        values[4] = column(&|s| Some(s[0] + s[5]));
+        values[5] = column(&|s| Some(s[1] + s[6]));
+    }
+    let mut latency = None;
+    let (mut errors, mut scheduled) = (0, 0);
+    for load in &rep.loads {
+        let h = decode_histogram(&load.histogram).map_err(|e| Error::Input {
+            path: rep.dir.display().to_string(),
+            problem: e.to_string(),
+        })?;
+        latency
+            .get_or_insert_with(new_histogram)
+            .add(&h)
+            .map_err(|e| Error::Input {
+                path: rep.dir.display().to_string(),
+                problem: format!("histograms do not add: {e:?}"),
+            })?;
+        errors += load.requests.errors;
+        scheduled += load.requests.scheduled;
+    }
+    if let Some(h) = &latency {
+        for (i, q) in LATENCY {
+            values[i] = (!h.is_empty()).then(|| h.value_at_quantile(q) as f64 / 1000.0);
+        }
+    }
+    if scheduled > 0 {
+        values[10] = Some(errors as f64 / scheduled as f64);
+    }
+    if let Some(install) = &rep.install {
+        values[11] = Some(install.install_s);
+        values[12] = install.first_injected_pod_s;
+        values[13] = Some(install.all_pods_ready_s);
+    }
+    Ok(RepValues {
+        values,
+        latency,
+        errors,
+        scheduled,
+    })
+}
+
+/// An arm's values over the chosen repetitions (indices into `reps`, repeats allowed).
+#[allow(clippy::cast_precision_loss)]
+pub fn arm_values(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
+    let mut values = [None; N];
+    for (i, v) in values.iter_mut().enumerate() {
+        if LATENCY.iter().any(|(j, _)| *j == i) || i == 10 {
+            continue;
+        }
+        let xs: Vec<f64> = chosen.iter().filter_map(|&r| reps[r].values[i]).collect();
+        if !xs.is_empty() {
+            *v = Some(xs.iter().sum::<f64>() / xs.len() as f64);
+        }
+    }
+    let mut merged: Option<Histogram<u64>> = None;
+    let (mut errors, mut scheduled) = (0, 0);
+    for &r in chosen {
+        if let Some(h) = &reps[r].latency {
+            let _ = merged.get_or_insert_with(new_histogram).add(h);
+        }
+        errors += reps[r].errors;
+        scheduled += reps[r].scheduled;
+    }
+    if let Some(h) = merged.filter(|h| !h.is_empty()) {
+        for (i, q) in LATENCY {
+            values[i] = Some(h.value_at_quantile(q) as f64 / 1000.0);
+        }
+    }
+    if scheduled > 0 {
+        values[10] = Some(errors as f64 / scheduled as f64);
+    }
+    values
+}
+
+/// (b − a) / a × 100, when a is non-zero.
+pub fn delta_pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) if a != 0.0 => Some((b - a) / a * 100.0),
+        _ => None,
+    }
+}
+
+/// 95% percentile-bootstrap intervals of every metric's delta, resampling repetitions within
+/// each arm; `None` for an arm with fewer than two repetitions.
+pub fn bootstrap(
+    a: &[RepValues],
+    b: &[RepValues],
+    rounds: usize,
+    seed: u64,
+) -> [Option<[f64; 2]>; N] {
+    if a.len() < 2 || b.len() < 2 || rounds == 0 {
+        return [None; N];
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut deltas: Vec<Vec<f64>> = (0..N).map(|_| Vec::with_capacity(rounds)).collect();
+    let pick = |n: usize, rng: &mut rand::rngs::StdRng| -> Vec<usize> {
+        (0..n).map(|_| rng.random_range(0..n)).collect()
+    };
+    for _ in 0..rounds {
+        let va = arm_values(a, &pick(a.len(), &mut rng));
+        let vb = arm_values(b, &pick(b.len(), &mut rng));
+        for i in 0..N {
+            if let Some(d) = delta_pct(va[i], vb[i]) {
+                deltas[i].push(d);
+            }
+        }
+    }
+    let mut out = [None; N];
+    for (i, d) in deltas.iter_mut().enumerate() {
+        // An interval needs a delta in most rounds (a zero reference drops rounds).
+        if d.len() * 2 < rounds {
+            continue;
+        }
+        d.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let k = ((d.len() - 1) as f64 * q).round() as usize;
+            d[k]
+        };
+        out[i] = Some([at(0.025), at(0.975)]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn deltas() {
+        assert_eq!(
+            delta_pct(Some(280.0), Some(120.0)).map(f64::round),
+            Some(-57.0)
+        );
+        assert_eq!(delta_pct(Some(0.0), Some(1.0)), None);
+        assert_eq!(delta_pct(None, Some(1.0)), None);
+    }
+
+    fn rep(x: f64) -> RepValues {
+        let mut values = [None; N];
+        values[0] = Some(x);
+        RepValues {
+            values,
+            latency: None,
+            errors: 0,
+            scheduled: 0,
+        }
+    }
+
+    #[test]
+    fn bootstrap_is_seeded_and_brackets_the_delta() {
+        let a: Vec<RepValues> = [100.0, 102.0, 98.0, 101.0, 99.0].map(rep).into();
+        let b: Vec<RepValues> = [50.0, 51.0, 49.0, 52.0, 48.0].map(rep).into();
+        let one = bootstrap(&a, &b, 2000, 7)[0].unwrap();
+        assert_eq!(
+            Some(one),
+            bootstrap(&a, &b, 2000, 7)[0],
+            "same seed, same interval"
+        );
+        assert!(one[0] < -50.0 && -50.0 < one[1] && one[1] < 0.0, "{one:?}");
+        // Overlapping arms: the interval crosses zero.
+        let c: Vec<RepValues> = [95.0, 105.0, 100.0, 90.0, 110.0].map(rep).into();
+        let overlap = bootstrap(&a, &c, 2000, 7)[0].unwrap();
+        assert!(overlap[0] < 0.0 && 0.0 < overlap[1], "{overlap:?}");
+        assert_eq!(bootstrap(&a[..1], &b, 2000, 7)[0], None);
+    }
+}

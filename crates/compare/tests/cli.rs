@@ -1,0 +1,346 @@
+//! compare's binary on the seed article's arms and on small arms made here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn compare(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_compare"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["-f", "json"]);
+    let out = compare(&all);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+const SEED: [&str; 6] = [
+    "--arm",
+    "linkerd=fixtures/seed-article/linkerd",
+    "--arm",
+    "istio=fixtures/seed-article/istio",
+    "--baseline",
+    "istio",
+];
+
+fn row<'a>(c: &'a serde_json::Value, metric: &str) -> &'a serde_json::Value {
+    c["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["metric"] == metric)
+        .unwrap_or_else(|| panic!("no row {metric}"))
+}
+
+#[test]
+fn reproduces_the_articles_per_row_deltas() {
+    let c = json(&SEED);
+    assert_eq!(c["schema"], "meshbench/comparison/v1");
+    assert_eq!(c["arms"], serde_json::json!(["istio", "linkerd"]));
+    for (metric, delta) in [
+        ("control_plane_cpu_millicores", -57.0),
+        ("control_plane_memory_bytes", -57.0),
+        ("proxy_cpu_millicores_per_pod", -75.0),
+        ("proxy_memory_bytes_per_pod", -71.0),
+        ("latency_p99_ms", -5.0),
+    ] {
+        let d = row(&c, metric)["delta_pct"].as_f64().unwrap();
+        assert_eq!(d.round(), delta, "{metric}: {d}");
+    }
+    // What the article's "-12% aggregate" should have been: control plane plus proxies.
+    assert_eq!(
+        row(&c, "mesh_cpu_millicores_total")["values"]["linkerd"],
+        520.0
+    );
+    assert_eq!(
+        row(&c, "mesh_cpu_millicores_total")["values"]["istio"],
+        1880.0
+    );
+    assert_eq!(
+        row(&c, "mesh_cpu_millicores_total")["delta_pct"]
+            .as_f64()
+            .unwrap()
+            .round(),
+        -72.0
+    );
+    assert_eq!(
+        row(&c, "mesh_memory_bytes_total")["delta_pct"]
+            .as_f64()
+            .unwrap()
+            .round(),
+        -71.0
+    );
+    // Install 45 s vs 200 s: the article's "4x faster".
+    assert_eq!(row(&c, "install_s")["values"]["istio"], 200.0);
+    // One repetition: no intervals, and nothing claimed significant.
+    assert!(
+        c["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ci95"].is_null() && r["significant"].is_null())
+    );
+}
+
+#[test]
+fn markdown_says_who_uses_less_and_that_one_run_proves_little() {
+    let mut args = SEED.to_vec();
+    args.extend_from_slice(&["-f", "markdown"]);
+    let out = compare(&args);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("| Metric | istio | linkerd | Delta |"),
+        "{text}"
+    );
+    assert!(
+        text.contains("| control_plane_cpu_millicores | 280.0m | 120.0m | linkerd uses 57% less |"),
+        "{text}"
+    );
+    assert!(text.contains("linkerd is 5% faster"), "{text}");
+    assert!(text.contains("One repetition per arm"), "{text}");
+
+    let mut args = SEED.to_vec();
+    args.extend_from_slice(&["-f", "csv"]);
+    let csv = String::from_utf8(compare(&args).stdout).unwrap();
+    assert!(
+        csv.starts_with("metric,unit,istio,linkerd,delta_pct,ci95_low,ci95_high,significant\n"),
+        "{csv}"
+    );
+}
+
+/// An arm of `reps` repetitions whose control plane uses the given CPU in each.
+fn arm(dir: &Path, mesh: &str, cp_cpu: &[u32]) -> String {
+    let (ns, proxy) = match mesh {
+        "linkerd" => ("linkerd", "linkerd-proxy"),
+        _ => ("istio-system", "istio-proxy"),
+    };
+    for (i, cpu) in cp_cpu.iter().enumerate() {
+        let rep = dir.join(mesh).join(format!("{}", i + 1));
+        std::fs::create_dir_all(&rep).unwrap();
+        let mut csv =
+            String::from("run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes\n");
+        for snap in 0..3 {
+            let ts = format!("2026-11-26T08:0{snap}:00Z");
+            csv.push_str(&format!("r,{ts},{ns},cp-0,controller,{cpu},104857600\n"));
+            for p in 0..10 {
+                csv.push_str(&format!("r,{ts},sample-app,app-{p},{proxy},2,10485760\n"));
+                csv.push_str(&format!("r,{ts},sample-app,app-{p},app,1,1048576\n"));
+            }
+        }
+        std::fs::write(rep.join("pods.csv"), csv).unwrap();
+    }
+    format!("{mesh}={}", dir.join(mesh).display())
+}
+
+#[test]
+fn repetitions_give_seeded_intervals_and_a_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = arm(dir.path(), "istio", &[280, 290, 270, 285, 275]);
+    let b = arm(dir.path(), "linkerd", &[120, 125, 115, 118, 122]);
+    let c = json(&["--arm", &a, "--arm", &b]);
+    let r = row(&c, "control_plane_cpu_millicores");
+    let [lo, hi] = [
+        r["ci95"][0].as_f64().unwrap(),
+        r["ci95"][1].as_f64().unwrap(),
+    ];
+    let d = r["delta_pct"].as_f64().unwrap();
+    assert!(lo < d && d < hi && hi < 0.0, "{lo} {d} {hi}");
+    assert_eq!(r["significant"], true);
+    // Same seed, same table; another seed, (slightly) other intervals.
+    assert_eq!(json(&["--arm", &a, "--arm", &b]), c);
+    let other = json(&["--arm", &a, "--arm", &b, "--seed", "2"]);
+    assert_ne!(
+        row(&other, "control_plane_cpu_millicores")["ci95"],
+        r["ci95"]
+    );
+    // Proxies are identical in both arms: delta 0, not significant.
+    let p = row(&c, "proxy_cpu_millicores_per_pod");
+    assert_eq!(p["delta_pct"], 0.0);
+
+    // Overlapping arms: the interval crosses zero and markdown says so.
+    let dir2 = tempfile::tempdir().unwrap();
+    let x = arm(dir2.path(), "istio", &[100, 130, 90, 120, 110]);
+    let y = arm(dir2.path(), "linkerd", &[105, 95, 125, 115, 100]);
+    let out = compare(&["--arm", &x, "--arm", &y, "-f", "markdown"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("control_plane_cpu_millicores") && text.contains("no significant difference"),
+        "{text}"
+    );
+    assert!(!text.contains("One repetition"));
+}
+
+#[test]
+fn fail_if_gates_a_pipeline() {
+    let mut args = SEED.to_vec();
+    args.extend_from_slice(&[
+        "-f",
+        "json",
+        "-o",
+        "/dev/null",
+        "--fail-if",
+        "latency_p99_ms > 115",
+    ]);
+    let out = compare(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("latency_p99_ms > 115: istio has 118"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut args = SEED.to_vec();
+    args.extend_from_slice(&[
+        "-o",
+        "/dev/null",
+        "--fail-if",
+        "linkerd.latency_p99_ms > 115",
+        "--fail-if",
+        "delta.control_plane_cpu_millicores > 0",
+    ]);
+    assert_eq!(compare(&args).status.code(), Some(0));
+
+    let mut args = SEED.to_vec();
+    args.extend_from_slice(&[
+        "-o",
+        "/dev/null",
+        "--fail-if",
+        "delta.control_plane_cpu_millicores < -50",
+    ]);
+    assert_eq!(compare(&args).status.code(), Some(3));
+
+    for bad in [
+        "latency_p99_ms >> 1",
+        "nosuch_metric > 1",
+        "p99",
+        "ghost.latency_p99_ms > 1",
+    ] {
+        let mut args = SEED.to_vec();
+        args.extend_from_slice(&["-o", "/dev/null", "--fail-if", bad]);
+        let out = compare(&args);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn bad_inputs_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let arm_dir = |name: &str| {
+        let p = d.join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    };
+    let empty = arm_dir("linkerd");
+    let out = compare(&["--arm", &format!("linkerd={}", empty.display())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("has no files"), "{}", stderr(&out));
+
+    let junk = arm_dir("istio");
+    std::fs::write(junk.join("notes.txt"), "hello\n").unwrap();
+    let out = compare(&["--arm", &format!("istio={}", junk.display())]);
+    assert!(
+        stderr(&out).contains("notes.txt") && stderr(&out).contains("neither"),
+        "{}",
+        stderr(&out)
+    );
+
+    let future = arm_dir("none");
+    std::fs::write(
+        future.join("t.json"),
+        r#"{"schema":"meshbench/trafficgen/v2"}"#,
+    )
+    .unwrap();
+    let out = compare(&["--arm", &format!("none={}", future.display())]);
+    assert!(
+        stderr(&out).contains("t.json") && stderr(&out).contains("v2"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = compare(&["--arm", "cilium=fixtures/seed-article/linkerd/../istio"]);
+    // The arm's mesh comes from its mesh-install summary (istio), not the name: fine.
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unknown = arm_dir("cilium");
+    std::fs::copy(
+        root().join("fixtures/seed-article/linkerd/pods.csv"),
+        unknown.join("pods.csv"),
+    )
+    .unwrap();
+    let out = compare(&["--arm", &format!("cilium={}", unknown.display())]);
+    assert!(
+        stderr(&out).contains("unknown mesh \"cilium\""),
+        "{}",
+        stderr(&out)
+    );
+
+    for (args, code) in [
+        (&["--arm", "linkerd"][..], 2),
+        (&SEED[..4], 0),
+        (
+            &[
+                "--arm",
+                "linkerd=fixtures/seed-article/linkerd",
+                "--baseline",
+                "istio",
+            ][..],
+            2,
+        ),
+    ] {
+        let out = compare(args);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn unlike_arms_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |from: &str, to: &str| {
+        let dest = dir.path().join(to);
+        std::fs::create_dir_all(&dest).unwrap();
+        for f in ["pods.csv", "trafficgen.json", "mesh-install.json"] {
+            std::fs::copy(
+                root().join("fixtures/seed-article").join(from).join(f),
+                dest.join(f),
+            )
+            .unwrap();
+        }
+        dest
+    };
+    let l = copy("linkerd", "linkerd");
+    let i = copy("istio", "istio");
+    let t = i.join("trafficgen.json");
+    let text = std::fs::read_to_string(&t)
+        .unwrap()
+        .replace("\"connections\": 50", "\"connections\": 100");
+    std::fs::write(&t, text).unwrap();
+    let out = compare(&[
+        "--arm",
+        &format!("linkerd={}", l.display()),
+        "--arm",
+        &format!("istio={}", i.display()),
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(out.status.success());
+    assert!(
+        stderr(&out).contains("arms differ in connections"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,0 +1,55 @@
+//! `meshbench/comparison/v1`: `compare`'s verdict table as data.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::schema::Schema;
+
+pub const COMPARISON: Schema = Schema {
+    document: "comparison",
+    major: 1,
+    id: "meshbench/comparison/v1",
+};
+
+/// The metric ids, in the table's order, with their units.
+pub const METRICS: [(&str, &str); 14] = [
+    ("control_plane_cpu_millicores", "millicores"),
+    ("control_plane_memory_bytes", "bytes"),
+    ("proxy_cpu_millicores_per_pod", "millicores"),
+    ("proxy_memory_bytes_per_pod", "bytes"),
+    ("mesh_cpu_millicores_total", "millicores"),
+    ("mesh_memory_bytes_total", "bytes"),
+    ("latency_p50_ms", "ms"),
+    ("latency_p90_ms", "ms"),
+    ("latency_p99_ms", "ms"),
+    ("latency_p999_ms", "ms"),
+    ("error_rate", "ratio"),
+    ("install_s", "s"),
+    ("first_injected_pod_s", "s"),
+    ("all_pods_ready_s", "s"),
+];
+
+/// One row of the table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonRow {
+    pub metric: String,
+    pub unit: String,
+    /// Each arm's value; `null` where the arm has no such measurement.
+    pub values: BTreeMap<String, Option<f64>>,
+    /// (second arm − reference arm) / reference arm × 100.
+    pub delta_pct: Option<f64>,
+    /// 95% bootstrap interval of `delta_pct`; `null` with fewer than two repetitions per arm.
+    pub ci95: Option<[f64; 2]>,
+    /// Whether the interval excludes zero; `null` without an interval.
+    pub significant: Option<bool>,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub schema: String,
+    /// Arm names in order; the first is the reference of `delta_pct`.
+    pub arms: Vec<String>,
+    pub rows: Vec<ComparisonRow>,
+}
