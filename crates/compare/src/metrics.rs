@@ -173,6 +173,24 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
 /// An arm's values over the chosen repetitions (indices into `reps`, repeats allowed).
 #[allow(clippy::cast_precision_loss)]
 pub fn arm_values(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
+    let mut values = arm_values_without_latency(reps, chosen);
+    let mut merged: Option<Histogram<u64>> = None;
+    for &r in chosen {
+        if let Some(h) = &reps[r].latency {
+            let _ = merged.get_or_insert_with(new_histogram).add(h);
+        }
+    }
+    if let Some(h) = merged.filter(|h| !h.is_empty()) {
+        for (i, q) in LATENCY {
+            values[i] = Some(h.value_at_quantile(q) as f64 / 1000.0);
+        }
+    }
+    values
+}
+
+/// Every metric but the latency percentiles.
+#[allow(clippy::cast_precision_loss)]
+fn arm_values_without_latency(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
     let mut values = [None; N];
     for (i, v) in values.iter_mut().enumerate() {
         if LATENCY.iter().any(|(j, _)| *j == i) || i == 10 {
@@ -183,19 +201,10 @@ pub fn arm_values(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
             *v = Some(xs.iter().sum::<f64>() / xs.len() as f64);
         }
     }
-    let mut merged: Option<Histogram<u64>> = None;
     let (mut errors, mut scheduled) = (0, 0);
     for &r in chosen {
-        if let Some(h) = &reps[r].latency {
-            let _ = merged.get_or_insert_with(new_histogram).add(h);
-        }
         errors += reps[r].errors;
         scheduled += reps[r].scheduled;
-    }
-    if let Some(h) = merged.filter(|h| !h.is_empty()) {
-        for (i, q) in LATENCY {
-            values[i] = Some(h.value_at_quantile(q) as f64 / 1000.0);
-        }
     }
     if scheduled > 0 {
         values[10] = Some(errors as f64 / scheduled as f64);
@@ -209,6 +218,93 @@ pub fn delta_pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
         (Some(a), Some(b)) if a != 0.0 => Some((b - a) / a * 100.0),
         _ => None,
     }
+}
+
+/// An arm's latency distributions on one grid: every value any repetition recorded, sorted,
+/// and each repetition's count at each. A resample's pooled percentiles are then one weighted
+/// scan, instead of adding whole histograms (which took most of compare's time).
+struct LatencyGrid {
+    values: Vec<u64>,
+    counts: Vec<Vec<u64>>,
+}
+
+impl LatencyGrid {
+    fn new(reps: &[RepValues]) -> Option<LatencyGrid> {
+        let mut values: Vec<u64> = reps
+            .iter()
+            .filter_map(|r| r.latency.as_ref())
+            .flat_map(|h| h.iter_recorded().map(|v| v.value_iterated_to()))
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_unstable();
+        values.dedup();
+        let counts = reps
+            .iter()
+            .map(|r| {
+                let mut c = vec![0; values.len()];
+                if let Some(h) = &r.latency {
+                    for v in h.iter_recorded() {
+                        if let Ok(i) = values.binary_search(&v.value_iterated_to()) {
+                            c[i] += v.count_at_value();
+                        }
+                    }
+                }
+                c
+            })
+            .collect();
+        Some(LatencyGrid { values, counts })
+    }
+
+    /// The pooled p50, p90, p99 and p99.9 of the chosen repetitions, in ms: the first value at
+    /// which the cumulative count reaches the quantile's share, as HdrHistogram reads it.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    fn quantiles(&self, chosen: &[usize]) -> Option<[f64; 4]> {
+        let mut pooled = vec![0u64; self.values.len()];
+        for &r in chosen {
+            for (p, c) in pooled.iter_mut().zip(&self.counts[r]) {
+                *p += c;
+            }
+        }
+        let total: u64 = pooled.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let mut out = [0.0; 4];
+        let mut k = 0;
+        let mut seen = 0;
+        for (i, c) in pooled.iter().enumerate() {
+            seen += c;
+            while k < 4 && seen >= ((LATENCY[k].1 * total as f64).ceil() as u64).max(1) {
+                out[k] = self.values[i] as f64 / 1000.0;
+                k += 1;
+            }
+            if k == 4 {
+                break;
+            }
+        }
+        Some(out)
+    }
+}
+
+/// [`arm_values`] for a resample: the latency rows from the grid.
+fn resampled_values(
+    reps: &[RepValues],
+    grid: Option<&LatencyGrid>,
+    chosen: &[usize],
+) -> [Option<f64>; N] {
+    let mut values = arm_values_without_latency(reps, chosen);
+    if let Some(q) = grid.and_then(|g| g.quantiles(chosen)) {
+        for (k, (i, _)) in LATENCY.iter().enumerate() {
+            values[*i] = Some(q[k]);
+        }
+    }
+    values
 }
 
 /// 95% percentile-bootstrap intervals of every metric's delta, resampling repetitions within
@@ -227,9 +323,10 @@ pub fn bootstrap(
     let pick = |n: usize, rng: &mut rand::rngs::StdRng| -> Vec<usize> {
         (0..n).map(|_| rng.random_range(0..n)).collect()
     };
+    let (grid_a, grid_b) = (LatencyGrid::new(a), LatencyGrid::new(b));
     for _ in 0..rounds {
-        let va = arm_values(a, &pick(a.len(), &mut rng));
-        let vb = arm_values(b, &pick(b.len(), &mut rng));
+        let va = resampled_values(a, grid_a.as_ref(), &pick(a.len(), &mut rng));
+        let vb = resampled_values(b, grid_b.as_ref(), &pick(b.len(), &mut rng));
         for i in 0..N {
             if let Some(d) = delta_pct(va[i], vb[i]) {
                 deltas[i].push(d);
@@ -286,6 +383,33 @@ mod tests {
             latency: None,
             errors: 0,
             scheduled: 0,
+        }
+    }
+
+    #[test]
+    fn grid_quantiles_agree_with_merged_histograms() {
+        let mut reps = Vec::new();
+        for r in 0..3u64 {
+            let mut h = new_histogram();
+            for i in 0..5_000u64 {
+                h.record(1_000 + (i * 37 + r * 1_111) % 90_000).unwrap();
+            }
+            let mut values = [None; N];
+            values[0] = Some(1.0);
+            reps.push(RepValues {
+                values,
+                latency: Some(h),
+                errors: 0,
+                scheduled: 0,
+            });
+        }
+        let grid = LatencyGrid::new(&reps).unwrap();
+        for chosen in [vec![0, 1, 2], vec![0, 0, 2], vec![1]] {
+            let exact = arm_values(&reps, &chosen);
+            let fast = grid.quantiles(&chosen).unwrap();
+            for (k, (i, _)) in LATENCY.iter().enumerate() {
+                assert_eq!(exact[*i], Some(fast[k]), "{chosen:?} q{k}");
+            }
         }
     }
 

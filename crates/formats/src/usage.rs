@@ -584,19 +584,20 @@ fn read_csv<R: io::Read, T: serde::de::DeserializeOwned>(
             found: header.iter().collect::<Vec<_>>().join(","),
         });
     }
-    // Columns appended by a newer minor version are dropped before deserializing.
+    // Columns appended by a newer minor version are dropped before deserializing; the header
+    // was checked above, so fields are taken by position (matching names on every row was most
+    // of the reading time).
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
-    let known = csv::StringRecord::from(kind.columns().to_vec());
     while reader.read_record(&mut record)? {
         let line = record.position().map_or(0, csv::Position::line);
-        let trimmed: csv::StringRecord = record.iter().take(7).collect();
-        let row = trimmed
-            .deserialize(Some(&known))
-            .map_err(|e| ReadError::Row {
-                line,
-                message: e.to_string(),
-            })?;
+        if record.len() > 7 {
+            record.truncate(7);
+        }
+        let row = record.deserialize(None).map_err(|e| ReadError::Row {
+            line,
+            message: e.to_string(),
+        })?;
         rows.push(row);
     }
     Ok(rows)

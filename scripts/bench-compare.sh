@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Benchmark for issue 4: compare on 3 arms x 5 repetitions, each with 250-pod snapshots every
+# 15 s over 5 minutes (20 snapshots) and a trafficgen summary, bootstrap included.
+#   scripts/bench-compare.sh [RUNS]
+# Target: under 100 ms. Prints a Markdown section for docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-11}
+out=bench-out/compare
+mkdir -p "$out"
+cargo build --quiet --release -p compare
+[ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+
+python3 - "$out" <<'PY'
+import json, os, sys, shutil
+out = sys.argv[1]
+profiles = {"none": (None, None, 0), "linkerd": ("linkerd", "linkerd-proxy", 2), "istio": ("istio-system", "istio-proxy", 8)}
+seed = "fixtures/seed-article"
+for arm, (ns, proxy, pcpu) in profiles.items():
+    for rep in range(1, 6):
+        d = os.path.join(out, arm, str(rep))
+        os.makedirs(d, exist_ok=True)
+        lines = ["run,timestamp,namespace,pod,container,cpu_millicores,memory_bytes"]
+        for s in range(20):
+            ts = f"2026-11-26T08:{s * 15 // 60:02d}:{s * 15 % 60:02d}Z"
+            if ns:
+                for c in range(3):
+                    lines.append(f"{arm}-{rep},{ts},{ns},cp-{c},main,{40 + rep + c},{(60 + c) << 20}")
+            for p in range(250):
+                if proxy:
+                    lines.append(f"{arm}-{rep},{ts},sample-app,nginx-{p},{proxy},{pcpu},{10 << 20}")
+                lines.append(f"{arm}-{rep},{ts},sample-app,nginx-{p},nginx,{1 + (p + s) % 3},{3 << 20}")
+        open(os.path.join(d, "pods.csv"), "w").write("\n".join(lines) + "\n")
+        src = "istio" if arm == "istio" else "linkerd"
+        shutil.copy(os.path.join(seed, src, "trafficgen.json"), d)
+        m = json.load(open(os.path.join(seed, src, "mesh-install.json")))
+        m["mesh"] = arm
+        open(os.path.join(d, "mesh-install.json"), "w").write(json.dumps(m))
+PY
+
+bin=target/release/compare
+args=(--arm "none=$out/none" --arm "linkerd=$out/linkerd" --arm "istio=$out/istio" --baseline linkerd -f json -o /dev/null)
+python3 scripts/harness.py time --runs "$runs" --labels compare -- "$bin" "${args[@]}" > "$out/time.jsonl"
+rows=$(cat "$out"/*/*/pods.csv | wc -l)
+python3 - "$out" "$rows" <<'PY'
+import json, os, sys, datetime, subprocess, platform
+out, rows = sys.argv[1], int(sys.argv[2])
+r = json.loads(open(os.path.join(out, "time.jsonl")).readline())
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+ok = "met" if r["median_s"] < 0.1 else "**not met**"
+print(f"### compare: 3 arms x 5 repetitions ({datetime.date.today()}, commit {rev})\n")
+print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
+      f"`scripts/bench-compare.sh`, median of {r['runs']} runs.\n")
+print(f"- Input: 15 repetitions, each 20 snapshots of 250 pods (with proxies) and a trafficgen "
+      f"summary: {rows:,} CSV lines in all. Bootstrap: 2,000 resamples of every delta.")
+print(f"- Wall time {r['median_s'] * 1e3:.1f} ms (min {r['min_s'] * 1e3:.1f}, max {r['max_s'] * 1e3:.1f}); "
+      f"target < 100 ms: {ok}. Peak RSS {r['peak_rss_bytes'] / 1e6:.1f} MB.")
+PY
