@@ -16,6 +16,7 @@ use meshbench_formats::comparison::{COMPARISON, Comparison, ComparisonRow, METRI
 
 pub mod load;
 pub mod metrics;
+mod plot;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -71,6 +72,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// Write SVG charts into this directory: latency by percentile per arm, and one bar chart
+    /// per resource row.
+    #[arg(long, value_name = "DIR")]
+    pub plot: Option<PathBuf>,
+
     /// Exit with 3 when a condition holds: 'METRIC OP NUMBER' on every arm, 'ARM.METRIC …' on
     /// one, 'delta.METRIC …' on the delta in percent; OP is one of > >= < <= (repeatable).
     #[arg(long = "fail-if", value_name = "CONDITION")]
@@ -123,6 +129,19 @@ impl Failure for Error {
     }
 }
 
+/// Every arm's repetitions, measured.
+pub fn measure(arms: &[load::Arm]) -> Result<Vec<Vec<metrics::RepValues>>, Error> {
+    arms.iter()
+        .map(|arm| {
+            let profile = metrics::profile(arm)?;
+            arm.reps
+                .iter()
+                .map(|r| metrics::repetition(r, &profile))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect()
+}
+
 /// Builds the comparison of `arms`, the reference first.
 pub fn compare(
     arms: &[load::Arm],
@@ -130,16 +149,16 @@ pub fn compare(
     rounds: usize,
     seed: u64,
 ) -> Result<Comparison, Error> {
-    let mut per_arm = Vec::with_capacity(arms.len());
-    for arm in arms {
-        let profile = metrics::profile(arm)?;
-        let reps = arm
-            .reps
-            .iter()
-            .map(|r| metrics::repetition(r, &profile))
-            .collect::<Result<Vec<_>, _>>()?;
-        per_arm.push(reps);
-    }
+    Ok(table(arms, &measure(arms)?, baseline, rounds, seed))
+}
+
+fn table(
+    arms: &[load::Arm],
+    per_arm: &[Vec<metrics::RepValues>],
+    baseline: usize,
+    rounds: usize,
+    seed: u64,
+) -> Comparison {
     let values: Vec<_> = per_arm
         .iter()
         .map(|reps| metrics::arm_values(reps, &(0..reps.len()).collect::<Vec<_>>()))
@@ -169,11 +188,11 @@ pub fn compare(
             }
         })
         .collect();
-    Ok(Comparison {
+    Comparison {
         schema: COMPARISON.id.to_owned(),
         arms: order.iter().map(|&a| arms[a].name.clone()).collect(),
         rows,
-    })
+    }
 }
 
 /// Warnings about arms that differ in what should be equal.
@@ -412,7 +431,19 @@ pub fn run(args: Args) -> Result<(), Error> {
     for w in like_for_like(&arms) {
         tracing::warn!("{w}");
     }
-    let comparison = compare(&arms, baseline, args.bootstrap, args.seed)?;
+    let per_arm = measure(&arms)?;
+    let comparison = table(&arms, &per_arm, baseline, args.bootstrap, args.seed);
+    if let Some(dir) = &args.plot {
+        // In the table's order: the reference first.
+        let mut order = vec![baseline];
+        order.extend((0..arms.len()).filter(|&i| i != baseline));
+        let latency: Vec<_> = order
+            .iter()
+            .map(|&a| metrics::merged_latency(&per_arm[a]))
+            .collect();
+        let reps: Vec<_> = order.iter().map(|&a| per_arm[a].clone()).collect();
+        plot::write(dir, &comparison, &latency, &reps)?;
+    }
     let one_repetition = arms.iter().any(|a| a.reps.len() < 2);
     let format = args
         .format

@@ -170,17 +170,21 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
     })
 }
 
+/// All of an arm's latencies in one histogram.
+pub fn merged_latency(reps: &[RepValues]) -> Option<Histogram<u64>> {
+    let mut merged: Option<Histogram<u64>> = None;
+    for h in reps.iter().filter_map(|r| r.latency.as_ref()) {
+        let _ = merged.get_or_insert_with(new_histogram).add(h);
+    }
+    merged
+}
+
 /// An arm's values over the chosen repetitions (indices into `reps`, repeats allowed).
 #[allow(clippy::cast_precision_loss)]
 pub fn arm_values(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
     let mut values = arm_values_without_latency(reps, chosen);
-    let mut merged: Option<Histogram<u64>> = None;
-    for &r in chosen {
-        if let Some(h) = &reps[r].latency {
-            let _ = merged.get_or_insert_with(new_histogram).add(h);
-        }
-    }
-    if let Some(h) = merged.filter(|h| !h.is_empty()) {
+    let chosen_reps: Vec<RepValues> = chosen.iter().map(|&r| reps[r].clone()).collect();
+    if let Some(h) = merged_latency(&chosen_reps).filter(|h| !h.is_empty()) {
         for (i, q) in LATENCY {
             values[i] = Some(h.value_at_quantile(q) as f64 / 1000.0);
         }

@@ -344,3 +344,28 @@ fn unlike_arms_are_flagged() {
         stderr(&out)
     );
 }
+
+#[test]
+fn plots_are_svg_charts_naming_the_arms() {
+    let dir = tempfile::tempdir().unwrap();
+    let plots = dir.path().join("plots");
+    let mut args = SEED.to_vec();
+    let p = plots.to_str().unwrap().to_owned();
+    args.extend_from_slice(&["-o", "/dev/null", "--plot", &p]);
+    let out = compare(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in [
+        "latency",
+        "control_plane_cpu_millicores",
+        "mesh_memory_bytes_total",
+    ] {
+        let svg = std::fs::read_to_string(plots.join(format!("{name}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{name}");
+        assert!(svg.contains("linkerd") && svg.contains("istio"), "{name}");
+    }
+    let latency = std::fs::read_to_string(plots.join("latency.svg")).unwrap();
+    assert!(
+        latency.contains("99.9%") && latency.contains("<polyline"),
+        "a nines axis and lines"
+    );
+}
