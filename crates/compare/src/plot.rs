@@ -54,7 +54,12 @@ pub(crate) fn write(
     Ok(())
 }
 
-#[allow(clippy::cast_precision_loss)]
+// Axis positions are small (0 to 5 nines, or an arm's index): the casts cannot truncate.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 fn latency_chart(
     path: &Path,
     arms: &[String],
@@ -128,7 +133,11 @@ fn latency_chart(
     root.present().map_err(|e| failed(path, e))
 }
 
-#[allow(clippy::cast_precision_loss)]
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 fn bars(
     path: &Path,
     metric: &str,
