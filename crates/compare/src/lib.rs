@@ -72,6 +72,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// A TOML file of mesh profiles, for meshes other than linkerd, istio and none:
+    /// [[profile]] tables with mesh = "NAME", control_plane = "NAMESPACE", proxy = "CONTAINER".
+    #[arg(long, value_name = "FILE")]
+    pub profile: Vec<PathBuf>,
+
     /// Write SVG charts into this directory: latency by percentile per arm, and one bar chart
     /// per resource row.
     #[arg(long, value_name = "DIR")]
@@ -103,8 +108,8 @@ pub enum Error {
     #[error("{path}: {problem}")]
     Input { path: String, problem: String },
     #[error(
-        "arm {arm:?}: unknown mesh {mesh:?}; built-in profiles are linkerd, istio and none \
-         (name the arm after one, or give its mesh-install summary's mesh)"
+        "arm {arm:?}: unknown mesh {mesh:?}; built-in profiles are linkerd, istio and none, \
+         and --profile FILE adds others"
     )]
     UnknownMesh { arm: String, mesh: String },
     #[error("{0}")]
@@ -130,10 +135,13 @@ impl Failure for Error {
 }
 
 /// Every arm's repetitions, measured.
-pub fn measure(arms: &[load::Arm]) -> Result<Vec<Vec<metrics::RepValues>>, Error> {
+pub fn measure(
+    arms: &[load::Arm],
+    profiles: &[metrics::Profile],
+) -> Result<Vec<Vec<metrics::RepValues>>, Error> {
     arms.iter()
         .map(|arm| {
-            let profile = metrics::profile(arm)?;
+            let profile = metrics::profile(arm, profiles)?;
             arm.reps
                 .iter()
                 .map(|r| metrics::repetition(r, &profile))
@@ -149,7 +157,13 @@ pub fn compare(
     rounds: usize,
     seed: u64,
 ) -> Result<Comparison, Error> {
-    Ok(table(arms, &measure(arms)?, baseline, rounds, seed))
+    Ok(table(
+        arms,
+        &measure(arms, &metrics::builtin_profiles())?,
+        baseline,
+        rounds,
+        seed,
+    ))
 }
 
 fn table(
@@ -431,7 +445,12 @@ pub fn run(args: Args) -> Result<(), Error> {
     for w in like_for_like(&arms) {
         tracing::warn!("{w}");
     }
-    let per_arm = measure(&arms)?;
+    let mut profiles = Vec::new();
+    for path in &args.profile {
+        profiles.extend(metrics::read_profiles(path)?);
+    }
+    profiles.extend(metrics::builtin_profiles());
+    let per_arm = measure(&arms, &profiles)?;
     let comparison = table(&arms, &per_arm, baseline, args.bootstrap, args.seed);
     if let Some(dir) = &args.plot {
         // In the table's order: the reference first.

@@ -18,42 +18,59 @@ use crate::Error;
 use crate::load::{Arm, Repetition};
 
 /// Which namespace is a mesh's control plane and which container its proxy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Profile {
-    pub mesh: &'static str,
-    pub control_plane: Option<&'static str>,
-    pub proxy: Option<&'static str>,
+    pub mesh: String,
+    pub control_plane: Option<String>,
+    pub proxy: Option<String>,
 }
 
-pub const PROFILES: [Profile; 3] = [
-    Profile {
-        mesh: "linkerd",
-        control_plane: Some("linkerd"),
-        proxy: Some("linkerd-proxy"),
-    },
-    Profile {
-        mesh: "istio",
-        control_plane: Some("istio-system"),
-        proxy: Some("istio-proxy"),
-    },
-    Profile {
-        mesh: "none",
-        control_plane: None,
-        proxy: None,
-    },
-];
+/// The built-in profiles: linkerd, istio and none.
+pub fn builtin_profiles() -> Vec<Profile> {
+    let p = |mesh: &str, cp: Option<&str>, proxy: Option<&str>| Profile {
+        mesh: mesh.to_owned(),
+        control_plane: cp.map(str::to_owned),
+        proxy: proxy.map(str::to_owned),
+    };
+    vec![
+        p("linkerd", Some("linkerd"), Some("linkerd-proxy")),
+        p("istio", Some("istio-system"), Some("istio-proxy")),
+        p("none", None, None),
+    ]
+}
 
-/// The arm's mesh: from its mesh-install summary, else its name.
-pub fn profile(arm: &Arm) -> Result<Profile, Error> {
+/// A profile file: `[[profile]]` tables with `mesh`, and optionally `control_plane` (a
+/// namespace) and `proxy` (a container name).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    profile: Vec<Profile>,
+}
+
+/// Reads a profile file; its profiles come before (and so override) the built-in ones.
+pub fn read_profiles(path: &std::path::Path) -> Result<Vec<Profile>, Error> {
+    let bad = |problem: String| Error::Input {
+        path: path.display().to_string(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let file: ProfileFile =
+        toml::from_str(&text).map_err(|e| bad(format!("not a profile file: {e}")))?;
+    Ok(file.profile)
+}
+
+/// The arm's mesh (from its mesh-install summary, else its name) and its profile.
+pub fn profile(arm: &Arm, profiles: &[Profile]) -> Result<Profile, Error> {
     let mesh = arm
         .reps
         .iter()
         .find_map(|r| r.install.as_ref().map(|i| i.mesh.clone()))
         .unwrap_or_else(|| arm.name.clone());
-    PROFILES
+    profiles
         .iter()
         .find(|p| p.mesh == mesh)
-        .copied()
+        .cloned()
         .ok_or_else(|| Error::UnknownMesh {
             arm: arm.name.clone(),
             mesh,
@@ -97,12 +114,12 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
             .or_insert([0.0; 7]);
         let cpu = row.cpu_millicores.millicores_f64();
         let mem = row.memory_bytes as f64;
-        let in_cp = p.control_plane.is_some() && row.namespace.as_deref() == p.control_plane;
+        let in_cp = p.control_plane.is_some() && row.namespace == p.control_plane;
         if in_cp {
             s[0] += cpu;
             s[1] += mem;
         }
-        if p.proxy.is_some() && row.container.as_deref() == p.proxy {
+        if p.proxy.is_some() && row.container == p.proxy {
             s[2] += cpu;
             s[3] += mem;
             if !in_cp {

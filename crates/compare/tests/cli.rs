@@ -369,3 +369,41 @@ fn plots_are_svg_charts_naming_the_arms() {
         "a nines axis and lines"
     );
 }
+
+#[test]
+fn profile_files_add_meshes_without_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let arm_dir = dir.path().join("cilium");
+    std::fs::create_dir_all(&arm_dir).unwrap();
+    std::fs::copy(
+        root().join("fixtures/seed-article/linkerd/pods.csv"),
+        arm_dir.join("pods.csv"),
+    )
+    .unwrap();
+    let profile = dir.path().join("profiles.toml");
+    std::fs::write(
+        &profile,
+        "# Cilium: its agents run in kube-system here\n[[profile]]\nmesh = \"cilium\"\ncontrol_plane = \"kube-system\"\nproxy = \"cilium-envoy\"\n",
+    )
+    .unwrap();
+    let arm = format!("cilium={}", arm_dir.display());
+    let c = json(&["--arm", &arm, "--profile", profile.to_str().unwrap()]);
+    // kube-system in the fixture: 3 + 3 + 41 + 74 + 4 millicores.
+    assert_eq!(
+        row(&c, "control_plane_cpu_millicores")["values"]["cilium"],
+        125.0
+    );
+
+    std::fs::write(
+        &profile,
+        "[[profile]]\nmesh = \"cilium\"\nnamespace = \"x\"\n",
+    )
+    .unwrap();
+    let out = compare(&["--arm", &arm, "--profile", profile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("profiles.toml") && stderr(&out).contains("namespace"),
+        "{}",
+        stderr(&out)
+    );
+}
