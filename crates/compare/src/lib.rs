@@ -157,26 +157,49 @@ pub fn compare(
     rounds: usize,
     seed: u64,
 ) -> Result<Comparison, Error> {
+    let profiles = metrics::builtin_profiles();
+    let none = none_arm(arms, &profiles);
     Ok(table(
         arms,
-        &measure(arms, &metrics::builtin_profiles())?,
+        &measure(arms, &profiles)?,
+        none,
         baseline,
         rounds,
         seed,
     ))
 }
 
+/// The arm without a mesh, if there is one.
+fn none_arm(arms: &[load::Arm], profiles: &[metrics::Profile]) -> Option<usize> {
+    arms.iter().position(|a| {
+        metrics::profile(a, profiles).is_ok_and(|p| p.control_plane.is_none() && p.proxy.is_none())
+    })
+}
+
 fn table(
     arms: &[load::Arm],
     per_arm: &[Vec<metrics::RepValues>],
+    none: Option<usize>,
     baseline: usize,
     rounds: usize,
     seed: u64,
 ) -> Comparison {
-    let values: Vec<_> = per_arm
+    let mut values: Vec<_> = per_arm
         .iter()
         .map(|reps| metrics::arm_values(reps, &(0..reps.len()).collect::<Vec<_>>()))
         .collect();
+    // What each arm's nodes use beyond the arm without a mesh: the mesh's whole cost.
+    if let Some(n) = none {
+        let base = values[n];
+        for v in &mut values {
+            for (over, total) in [(metrics::OVER_NONE, 14), (metrics::OVER_NONE + 1, 15)] {
+                v[over] = match (v[total], base[total]) {
+                    (Some(a), Some(b)) => Some(a - b),
+                    _ => None,
+                };
+            }
+        }
+    }
     let other = (0..arms.len()).find(|&i| i != baseline);
     let intervals = other.map_or([None; METRICS.len()], |o| {
         metrics::bootstrap(&per_arm[baseline], &per_arm[o], rounds, seed)
@@ -451,7 +474,8 @@ pub fn run(args: Args) -> Result<(), Error> {
     }
     profiles.extend(metrics::builtin_profiles());
     let per_arm = measure(&arms, &profiles)?;
-    let comparison = table(&arms, &per_arm, baseline, args.bootstrap, args.seed);
+    let none = none_arm(&arms, &profiles);
+    let comparison = table(&arms, &per_arm, none, baseline, args.bootstrap, args.seed);
     if let Some(dir) = &args.plot {
         // In the table's order: the reference first.
         let mut order = vec![baseline];

@@ -78,6 +78,8 @@ pub fn profile(arm: &Arm, profiles: &[Profile]) -> Result<Profile, Error> {
 }
 
 const N: usize = METRICS.len();
+/// The rows from here on are differences to the `none` arm, filled in by the table.
+pub const OVER_NONE: usize = 16;
 const LATENCY: [(usize, f64); 4] = [(6, 0.5), (7, 0.9), (8, 0.99), (9, 0.999)];
 
 /// One repetition's values, indexed like [`METRICS`], and its merged latency histogram.
@@ -149,6 +151,20 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
         values[4] = column(&|s| Some(s[0] + s[5]));
         values[5] = column(&|s| Some(s[1] + s[6]));
     }
+    // Node usage per snapshot: the sum over nodes with metrics.
+    let mut nodes: BTreeMap<(usize, Option<String>), (f64, f64)> = BTreeMap::new();
+    for (file, row) in &rep.nodes {
+        let s = nodes
+            .entry((*file, row.timestamp.map(|t| t.to_string())))
+            .or_insert((0.0, 0.0));
+        s.0 += row
+            .cpu_millicores
+            .map_or(0.0, meshbench_formats::usage::Cpu::millicores_f64);
+        s.1 += row.memory_bytes.map_or(0.0, |m| m as f64);
+    }
+    values[14] = median(nodes.values().map(|n| n.0).collect());
+    values[15] = median(nodes.values().map(|n| n.1).collect());
+
     let mut latency = None;
     let (mut errors, mut scheduled) = (0, 0);
     for load in &rep.loads {
@@ -214,7 +230,7 @@ pub fn arm_values(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
 fn arm_values_without_latency(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
     let mut values = [None; N];
     for (i, v) in values.iter_mut().enumerate() {
-        if LATENCY.iter().any(|(j, _)| *j == i) || i == 10 {
+        if LATENCY.iter().any(|(j, _)| *j == i) || i == 10 || i >= OVER_NONE {
             continue;
         }
         let xs: Vec<f64> = chosen.iter().filter_map(|&r| reps[r].values[i]).collect();

@@ -407,3 +407,42 @@ fn profile_files_add_meshes_without_code() {
         stderr(&out)
     );
 }
+
+#[test]
+fn node_usage_over_a_no_mesh_baseline() {
+    let dir = tempfile::tempdir().unwrap();
+    let arm = |name: &str, per_node_cpu: u32, per_node_mem_mi: u64| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let mut csv = String::from(
+            "run,timestamp,node,cpu_millicores,cpu_percent,memory_bytes,memory_percent\n",
+        );
+        for snap in 0..3 {
+            for node in 0..4 {
+                csv.push_str(&format!(
+                    "r,2026-11-26T08:0{snap}:00Z,node-{node},{per_node_cpu},10,{},20\n",
+                    per_node_mem_mi << 20
+                ));
+            }
+            // A node without metrics does not count.
+            csv.push_str(&format!("r,2026-11-26T08:0{snap}:00Z,node-9,,,,\n"));
+        }
+        std::fs::write(d.join("nodes.csv"), csv).unwrap();
+        format!("{name}={}", d.display())
+    };
+    let none = arm("none", 250, 1024);
+    let linkerd = arm("linkerd", 400, 1536);
+    let c = json(&["--arm", &none, "--arm", &linkerd]);
+    let total = row(&c, "node_cpu_millicores_total");
+    assert_eq!(total["values"]["none"], 1000.0);
+    assert_eq!(total["values"]["linkerd"], 1600.0);
+    assert_eq!(total["delta_pct"], 60.0);
+    let over = row(&c, "node_cpu_millicores_over_none");
+    assert_eq!(over["values"]["none"], 0.0);
+    assert_eq!(over["values"]["linkerd"], 600.0);
+    let over_mem = row(&c, "node_memory_bytes_over_none");
+    assert_eq!(over_mem["values"]["linkerd"], (2048u64 << 20) as f64);
+    // Without a none arm there is no baseline to subtract.
+    let c = json(&["--arm", &linkerd]);
+    assert!(row(&c, "node_cpu_millicores_over_none")["values"]["linkerd"].is_null());
+}

@@ -12,8 +12,10 @@ pub const COMPARISON: Schema = Schema {
     id: "meshbench/comparison/v1",
 };
 
-/// The metric ids, in the table's order, with their units.
-pub const METRICS: [(&str, &str); 14] = [
+/// The metric ids, in the table's order, with their units. The first fourteen are fixed by the
+/// format; the node rows come from top-parse node CSVs, the `_over_none` rows only when an arm
+/// has no mesh (each arm's node usage minus that baseline's).
+pub const METRICS: [(&str, &str); 18] = [
     ("control_plane_cpu_millicores", "millicores"),
     ("control_plane_memory_bytes", "bytes"),
     ("proxy_cpu_millicores_per_pod", "millicores"),
@@ -28,6 +30,10 @@ pub const METRICS: [(&str, &str); 14] = [
     ("install_s", "s"),
     ("first_injected_pod_s", "s"),
     ("all_pods_ready_s", "s"),
+    ("node_cpu_millicores_total", "millicores"),
+    ("node_memory_bytes_total", "bytes"),
+    ("node_cpu_millicores_over_none", "millicores"),
+    ("node_memory_bytes_over_none", "bytes"),
 ];
 
 /// One row of the table.
