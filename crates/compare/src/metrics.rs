@@ -78,8 +78,29 @@ pub fn profile(arm: &Arm, profiles: &[Profile]) -> Result<Profile, Error> {
 }
 
 const N: usize = METRICS.len();
-/// The rows from here on are differences to the `none` arm, filled in by the table.
+/// The two rows from here are differences to the `none` arm, filled in by the table.
 pub const OVER_NONE: usize = 16;
+/// The proxies' p95 (CPU, memory), then the injection coverage.
+const P95: usize = 18;
+
+/// A snapshot: the file it came from and its timestamp, if any.
+type Snapshot = (usize, Option<String>);
+
+/// The 95th percentile (nearest rank) of some values.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_precision_loss
+)]
+fn p95(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((0.95 * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    Some(v[rank - 1])
+}
 const LATENCY: [(usize, f64); 4] = [(6, 0.5), (7, 0.9), (8, 0.99), (9, 0.999)];
 
 /// One repetition's values, indexed like [`METRICS`], and its merged latency histogram.
@@ -109,7 +130,9 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
     let mut values = [None; N];
     // Snapshots: (file, timestamp) -> [cp cpu, cp mem, all proxies' cpu, all proxies' mem,
     // proxies in workload pods, their cpu, their mem]
-    let mut snaps: BTreeMap<(usize, Option<String>), [f64; 7]> = BTreeMap::new();
+    let mut snaps: BTreeMap<Snapshot, [f64; 7]> = BTreeMap::new();
+    // Per snapshot, each workload proxy's CPU and memory, for the p95.
+    let mut proxies: BTreeMap<Snapshot, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (file, row) in &rep.pods {
         let s = snaps
             .entry((*file, row.timestamp.map(|t| t.to_string())))
@@ -128,6 +151,11 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
                 s[4] += 1.0;
                 s[5] += cpu;
                 s[6] += mem;
+                let each = proxies
+                    .entry((*file, row.timestamp.map(|t| t.to_string())))
+                    .or_default();
+                each.0.push(cpu);
+                each.1.push(mem);
             }
         }
     }
@@ -151,8 +179,16 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
         values[4] = column(&|s| Some(s[0] + s[5]));
         values[5] = column(&|s| Some(s[1] + s[6]));
     }
+    if p.proxy.is_some() {
+        values[P95] = median(proxies.values().filter_map(|(c, _)| p95(c)).collect());
+        values[P95 + 1] = median(proxies.values().filter_map(|(_, m)| p95(m)).collect());
+    } else if !snaps.is_empty() {
+        values[P95] = Some(0.0);
+        values[P95 + 1] = Some(0.0);
+    }
+
     // Node usage per snapshot: the sum over nodes with metrics.
-    let mut nodes: BTreeMap<(usize, Option<String>), (f64, f64)> = BTreeMap::new();
+    let mut nodes: BTreeMap<Snapshot, (f64, f64)> = BTreeMap::new();
     for (file, row) in &rep.nodes {
         let s = nodes
             .entry((*file, row.timestamp.map(|t| t.to_string())))
@@ -194,6 +230,7 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
         values[11] = Some(install.install_s);
         values[12] = install.first_injected_pod_s;
         values[13] = Some(install.all_pods_ready_s);
+        values[P95 + 2] = install.injection_coverage();
     }
     Ok(RepValues {
         values,
@@ -230,7 +267,7 @@ pub fn arm_values(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
 fn arm_values_without_latency(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
     let mut values = [None; N];
     for (i, v) in values.iter_mut().enumerate() {
-        if LATENCY.iter().any(|(j, _)| *j == i) || i == 10 || i >= OVER_NONE {
+        if LATENCY.iter().any(|(j, _)| *j == i) || i == 10 || (OVER_NONE..P95).contains(&i) {
             continue;
         }
         let xs: Vec<f64> = chosen.iter().filter_map(|&r| reps[r].values[i]).collect();
@@ -400,6 +437,14 @@ mod tests {
         assert_eq!(median(vec![]), None);
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn p95_is_nearest_rank() {
+        assert_eq!(p95(&[]), None);
+        assert_eq!(p95(&[5.0]), Some(5.0));
+        let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(p95(&hundred), Some(95.0));
     }
 
     #[test]

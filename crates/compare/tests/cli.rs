@@ -86,6 +86,13 @@ fn reproduces_the_articles_per_row_deltas() {
     );
     // Install 45 s vs 200 s: the article's "4x faster".
     assert_eq!(row(&c, "install_s")["values"]["istio"], 200.0);
+    // Every proxy uses the same here, so the p95 is the mean; all 200 pods were injected.
+    assert_eq!(row(&c, "proxy_cpu_millicores_p95")["values"]["istio"], 8.0);
+    assert_eq!(
+        row(&c, "proxy_memory_bytes_p95")["values"]["linkerd"],
+        (10u64 << 20) as f64
+    );
+    assert_eq!(row(&c, "injection_coverage")["values"]["linkerd"], 1.0);
     // One repetition: no intervals, and nothing claimed significant.
     assert!(
         c["rows"]
@@ -269,6 +276,23 @@ fn bad_inputs_name_the_file() {
     let out = compare(&["--arm", &format!("none={}", future.display())]);
     assert!(
         stderr(&out).contains("t.json") && stderr(&out).contains("v2"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A trafficgen summary without its histogram cannot be merged: named, not guessed around.
+    let nohist = arm_dir("nohist");
+    let mut summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/seed-article/linkerd/trafficgen.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    summary.as_object_mut().unwrap().remove("histogram");
+    std::fs::write(nohist.join("load.json"), summary.to_string()).unwrap();
+    let out = compare(&["--arm", &format!("linkerd={}", nohist.display())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("load.json") && stderr(&out).contains("histogram"),
         "{}",
         stderr(&out)
     );

@@ -14,8 +14,9 @@ pub const COMPARISON: Schema = Schema {
 
 /// The metric ids, in the table's order, with their units. The first fourteen are fixed by the
 /// format; the node rows come from top-parse node CSVs, the `_over_none` rows only when an arm
-/// has no mesh (each arm's node usage minus that baseline's).
-pub const METRICS: [(&str, &str); 18] = [
+/// has no mesh (each arm's node usage minus that baseline's). The last three add the proxies'
+/// p95 over workload pods and the injection coverage.
+pub const METRICS: [(&str, &str); 21] = [
     ("control_plane_cpu_millicores", "millicores"),
     ("control_plane_memory_bytes", "bytes"),
     ("proxy_cpu_millicores_per_pod", "millicores"),
@@ -34,6 +35,9 @@ pub const METRICS: [(&str, &str); 18] = [
     ("node_memory_bytes_total", "bytes"),
     ("node_cpu_millicores_over_none", "millicores"),
     ("node_memory_bytes_over_none", "bytes"),
+    ("proxy_cpu_millicores_p95", "millicores"),
+    ("proxy_memory_bytes_p95", "bytes"),
+    ("injection_coverage", "ratio"),
 ];
 
 /// One row of the table.
