@@ -14,6 +14,8 @@ done
 for q in 250m 1.5Gi 329087452n 2748180Ki 1e3 0.9n 9Ei -1.5 .5 1.; do
   printf '%s' "$q" > "fuzz/corpus/quantity/$q"
 done
+mkdir -p fuzz/corpus/usage_csv
+cp crates/top-parse/tests/golden/*.csv fuzz/corpus/usage_csv/
 mkdir -p fuzz/corpus/trafficgen_summary fuzz/corpus/histogram
 cargo build --quiet --release -p sample-app -p trafficgen
 if [ ! -s fuzz/corpus/trafficgen_summary/seed.json ]; then
