@@ -1,6 +1,6 @@
 //! `--plot DIR`: SVG charts of a comparison. Latency by percentile per arm on a log "nines"
-//! axis, as HdrHistogram's plots draw it, and one bar chart per resource row with the range over
-//! repetitions as whiskers.
+//! axis, as HdrHistogram's plots draw it, and one bar chart per resource row, each bar with the
+//! 95% bootstrap interval of its mean over repetitions.
 
 use std::path::Path;
 
@@ -25,6 +25,31 @@ fn failed(path: &Path, e: impl std::fmt::Display) -> Error {
         path: path.display().to_string(),
         source: std::io::Error::other(e.to_string()),
     }
+}
+
+/// A seeded 95% percentile-bootstrap interval of the mean of `xs`; `None` below two values.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+fn mean_interval(xs: &[f64]) -> Option<(f64, f64)> {
+    use rand::{Rng, SeedableRng};
+    if xs.len() < 2 {
+        return None;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let mut means: Vec<f64> = (0..2000)
+        .map(|_| {
+            (0..xs.len())
+                .map(|_| xs[rng.random_range(0..xs.len())])
+                .sum::<f64>()
+                / xs.len() as f64
+        })
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[((means.len() - 1) as f64 * q).round() as usize];
+    Some((at(0.025), at(0.975)))
 }
 
 /// x of a quantile on the nines axis: 0 at p0, 1 at p90, 2 at p99, 3 at p99.9.
@@ -152,7 +177,7 @@ fn bars(
         1.0
     };
     let shown_unit = if unit == "bytes" { "MiB" } else { unit };
-    // Per arm: mean, min and max over repetitions.
+    // Per arm: the mean over repetitions and its 95% bootstrap interval (none with one).
     let stats: Vec<Option<(f64, f64, f64)>> = reps
         .iter()
         .map(|rs| {
@@ -163,9 +188,8 @@ fn bars(
                 .collect();
             (!xs.is_empty()).then(|| {
                 let mean = xs.iter().sum::<f64>() / xs.len() as f64;
-                let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
-                let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                (mean, min, max)
+                let (low, high) = mean_interval(&xs).unwrap_or((mean, mean));
+                (mean, low, high)
             })
         })
         .collect();
@@ -175,7 +199,7 @@ fn bars(
     let n = arms.len() as f64;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("{metric} (whiskers: range over repetitions)"),
+            format!("{metric} (whiskers: 95% interval of the mean)"),
             ("sans-serif", 16),
         )
         .margin(15)
