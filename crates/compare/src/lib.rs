@@ -222,6 +222,15 @@ fn table(
                 delta_pct: delta,
                 ci95,
                 significant: ci95.map(|[lo, hi]| lo > 0.0 || hi < 0.0),
+                snapshot_range: {
+                    let ranges: std::collections::BTreeMap<String, [f64; 2]> = order
+                        .iter()
+                        .filter_map(|&a| {
+                            metrics::arm_range(&per_arm[a], i).map(|r| (arms[a].name.clone(), r))
+                        })
+                        .collect();
+                    (!ranges.is_empty()).then_some(ranges)
+                },
             }
         })
         .collect();

@@ -107,9 +107,18 @@ const LATENCY: [(usize, f64); 4] = [(6, 0.5), (7, 0.9), (8, 0.99), (9, 0.999)];
 #[derive(Debug, Clone)]
 pub struct RepValues {
     pub values: [Option<f64>; N],
+    /// Lowest and highest snapshot value, for metrics read from snapshots.
+    pub ranges: [Option<(f64, f64)>; N],
     pub latency: Option<Histogram<u64>>,
     pub errors: u64,
     pub scheduled: u64,
+}
+
+/// The lowest and highest of some values.
+fn range(v: &[f64]) -> Option<(f64, f64)> {
+    let min = v.iter().copied().reduce(f64::min)?;
+    let max = v.iter().copied().reduce(f64::max)?;
+    Some((min, max))
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -159,25 +168,29 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
             }
         }
     }
+    let mut ranges = [None; N];
     if !snaps.is_empty() {
-        let column =
-            |f: &dyn Fn(&[f64; 7]) -> Option<f64>| median(snaps.values().filter_map(f).collect());
-        values[0] = column(&|s| Some(s[0]));
-        values[1] = column(&|s| Some(s[1]));
+        let mut column = |i: usize, f: &dyn Fn(&[f64; 7]) -> Option<f64>| {
+            let v: Vec<f64> = snaps.values().filter_map(f).collect();
+            ranges[i] = range(&v);
+            median(v)
+        };
+        values[0] = column(0, &|s| Some(s[0]));
+        values[1] = column(1, &|s| Some(s[1]));
         values[2] = if p.proxy.is_none() {
             Some(0.0)
         } else {
-            column(&|s| (s[4] > 0.0).then(|| s[5] / s[4]))
+            column(2, &|s| (s[4] > 0.0).then(|| s[5] / s[4]))
         };
         values[3] = if p.proxy.is_none() {
             Some(0.0)
         } else {
-            column(&|s| (s[4] > 0.0).then(|| s[6] / s[4]))
+            column(3, &|s| (s[4] > 0.0).then(|| s[6] / s[4]))
         };
         // Control plane plus the workload's proxies (the control plane's own proxies, where it
         // is meshed, are already in its sum).
-        values[4] = column(&|s| Some(s[0] + s[5]));
-        values[5] = column(&|s| Some(s[1] + s[6]));
+        values[4] = column(4, &|s| Some(s[0] + s[5]));
+        values[5] = column(5, &|s| Some(s[1] + s[6]));
     }
     if p.proxy.is_some() {
         values[P95] = median(proxies.values().filter_map(|(c, _)| p95(c)).collect());
@@ -198,8 +211,12 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
             .map_or(0.0, meshbench_formats::usage::Cpu::millicores_f64);
         s.1 += row.memory_bytes.map_or(0.0, |m| m as f64);
     }
-    values[14] = median(nodes.values().map(|n| n.0).collect());
-    values[15] = median(nodes.values().map(|n| n.1).collect());
+    let node_cpu: Vec<f64> = nodes.values().map(|n| n.0).collect();
+    let node_mem: Vec<f64> = nodes.values().map(|n| n.1).collect();
+    ranges[14] = range(&node_cpu);
+    ranges[15] = range(&node_mem);
+    values[14] = median(node_cpu);
+    values[15] = median(node_mem);
 
     let mut latency = None;
     let (mut errors, mut scheduled) = (0, 0);
@@ -234,10 +251,24 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
     }
     Ok(RepValues {
         values,
+        ranges,
         latency,
         errors,
         scheduled,
     })
+}
+
+/// The lowest and highest snapshot value of metric `i` over all of an arm's repetitions.
+pub fn arm_range(reps: &[RepValues], i: usize) -> Option<[f64; 2]> {
+    let lows: Vec<f64> = reps
+        .iter()
+        .filter_map(|r| r.ranges[i].map(|x| x.0))
+        .collect();
+    let highs: Vec<f64> = reps
+        .iter()
+        .filter_map(|r| r.ranges[i].map(|x| x.1))
+        .collect();
+    Some([range(&lows)?.0, range(&highs)?.1])
 }
 
 /// All of an arm's latencies in one histogram.
@@ -462,6 +493,7 @@ mod tests {
         values[0] = Some(x);
         RepValues {
             values,
+            ranges: [None; N],
             latency: None,
             errors: 0,
             scheduled: 0,
@@ -480,6 +512,7 @@ mod tests {
             values[0] = Some(1.0);
             reps.push(RepValues {
                 values,
+                ranges: [None; N],
                 latency: Some(h),
                 errors: 0,
                 scheduled: 0,

@@ -175,6 +175,12 @@ fn repetitions_give_seeded_intervals_and_a_verdict() {
         row(&other, "control_plane_cpu_millicores")["ci95"],
         r["ci95"]
     );
+    // The median over snapshots is the value; the snapshots' extremes are kept beside it.
+    assert_eq!(
+        r["snapshot_range"]["istio"],
+        serde_json::json!([270.0, 290.0])
+    );
+    assert!(row(&c, "latency_p99_ms").get("snapshot_range").is_none());
     // Proxies are identical in both arms: delta 0, not significant.
     let p = row(&c, "proxy_cpu_millicores_per_pod");
     assert_eq!(p["delta_pct"], 0.0);

@@ -53,6 +53,10 @@ pub struct ComparisonRow {
     pub ci95: Option<[f64; 2]>,
     /// Whether the interval excludes zero; `null` without an interval.
     pub significant: Option<bool>,
+    /// For metrics read from snapshots: each arm's lowest and highest snapshot value over all
+    /// its repetitions (the value itself is the median). Absent for other metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_range: Option<BTreeMap<String, [f64; 2]>>,
 }
 
 /// The whole comparison.
