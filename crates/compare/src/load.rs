@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use meshbench_formats::mesh_install::{MESH_INSTALL, MeshInstallSummary};
-use meshbench_formats::trafficgen::{TRAFFICGEN, TrafficgenSummary, decode_histogram};
+use meshbench_formats::trafficgen::{TRAFFICGEN, TrafficgenSummary, summary_from_value};
 use meshbench_formats::usage::{NodeUsageRow, PodUsageRow, UsageKind, read_node_csv, read_pod_csv};
 
 use crate::Error;
@@ -136,10 +136,8 @@ fn json(path: &Path, text: &str, rep: &mut Repetition) -> Result<(), Error> {
         .and_then(serde_json::Value::as_str)
         .ok_or_else(|| bad(path, "a JSON document without a `schema` field"))?;
     if TRAFFICGEN.check(schema).is_ok() {
-        let s: TrafficgenSummary =
-            serde_json::from_value(value).map_err(|e| bad(path, e.to_string()))?;
-        decode_histogram(&s.histogram).map_err(|e| bad(path, format!("\"histogram\": {e}")))?;
-        rep.loads.push(s);
+        rep.loads
+            .push(summary_from_value(value).map_err(|e| bad(path, e.to_string()))?);
     } else if MESH_INSTALL.check(schema).is_ok() {
         if rep.install.is_some() {
             return Err(bad(path, "a second mesh-install summary in one repetition"));

@@ -193,6 +193,66 @@ pub fn decode_histogram(text: &str) -> Result<Histogram<u64>, HistogramError> {
     Ok(h)
 }
 
+/// Why a document is not a readable trafficgen summary.
+#[derive(Debug, thiserror::Error)]
+pub enum SummaryError {
+    #[error("not JSON (line {line}, column {column}): {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("no \"schema\" field; expected {:?}", TRAFFICGEN.id)]
+    NoSchema,
+    #[error(transparent)]
+    Schema(#[from] crate::SchemaError),
+    #[error("not a trafficgen summary: {0}")]
+    Shape(String),
+    #[error("\"{field}\": {source}")]
+    Histogram {
+        field: &'static str,
+        #[source]
+        source: HistogramError,
+    },
+}
+
+/// Reads a summary from its JSON text: the schema first (so a wrong file gets the right
+/// message), then the fields, then every histogram, so that a damaged one is named here rather
+/// than failing later in a merge.
+pub fn read_summary(text: &str) -> Result<TrafficgenSummary, SummaryError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| SummaryError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    summary_from_value(value)
+}
+
+/// [`read_summary`] for a document already parsed (e.g. to look at its schema first).
+pub fn summary_from_value(value: serde_json::Value) -> Result<TrafficgenSummary, SummaryError> {
+    let schema = value
+        .get("schema")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(SummaryError::NoSchema)?;
+    TRAFFICGEN.check(schema)?;
+    let summary: TrafficgenSummary =
+        serde_json::from_value(value).map_err(|e| SummaryError::Shape(e.to_string()))?;
+    let fields = [
+        ("histogram", Some(&summary.histogram)),
+        (
+            "service_time_histogram",
+            summary.service_time_histogram.as_ref(),
+        ),
+        ("send_lag_histogram", summary.send_lag_histogram.as_ref()),
+    ];
+    for (field, text) in fields {
+        if let Some(text) = text {
+            decode_histogram(text).map_err(|source| SummaryError::Histogram { field, source })?;
+        }
+    }
+    Ok(summary)
+}
+
 /// Why summaries cannot be merged.
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use meshbench_cli::{Failure, Input, LogArgs, Output};
-use meshbench_formats::trafficgen::{self, TRAFFICGEN, TrafficgenSummary};
+use meshbench_formats::trafficgen::{self, TrafficgenSummary};
 
 mod engine;
 mod pacer;
@@ -285,40 +285,13 @@ fn merge(inputs: &[String], output: &str) -> Result<()> {
     write_summary(out, &merged, output)
 }
 
-/// Parses one summary, checking its schema first so that a wrong file gets the right message.
+/// Parses one summary (see [`meshbench_formats::trafficgen::read_summary`]), naming the input in
+/// the error.
 pub fn read_summary(name: &str, text: &str) -> Result<TrafficgenSummary> {
-    let bad = |problem: String| Error::BadSummary {
+    trafficgen::read_summary(text).map_err(|e| Error::BadSummary {
         input: name.to_owned(),
-        problem,
-    };
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        bad(format!(
-            "not JSON (line {}, column {}): {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let schema = value
-        .get("schema")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| bad(format!("no \"schema\" field; expected {:?}", TRAFFICGEN.id)))?;
-    TRAFFICGEN.check(schema).map_err(|e| bad(e.to_string()))?;
-    let summary: TrafficgenSummary =
-        serde_json::from_value(value).map_err(|e| bad(format!("not a trafficgen summary: {e}")))?;
-    let fields = [
-        ("histogram", Some(&summary.histogram)),
-        (
-            "service_time_histogram",
-            summary.service_time_histogram.as_ref(),
-        ),
-        ("send_lag_histogram", summary.send_lag_histogram.as_ref()),
-    ];
-    for (field, text) in fields {
-        if let Some(text) = text {
-            trafficgen::decode_histogram(text).map_err(|e| bad(format!("\"{field}\": {e}")))?;
-        }
-    }
-    Ok(summary)
+        problem: e.to_string(),
+    })
 }
 
 /// `main`, in one call.
