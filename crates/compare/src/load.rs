@@ -90,6 +90,12 @@ fn repetition(dir: &Path, files: &[PathBuf]) -> Result<Repetition, Error> {
         }
         let text =
             std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
+        if text.trim().is_empty() {
+            return Err(bad(
+                path,
+                "empty file: expected a top-parse CSV or a meshbench JSON document",
+            ));
+        }
         if text.trim_start().starts_with('{') {
             json(path, &text, &mut rep)?;
         } else {

@@ -264,6 +264,14 @@ fn bad_inputs_name_the_file() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("has no files"), "{}", stderr(&out));
 
+    std::fs::write(empty.join("blank.csv"), "\n").unwrap();
+    let out = compare(&["--arm", &format!("linkerd={}", empty.display())]);
+    assert!(
+        stderr(&out).contains("blank.csv: empty file"),
+        "{}",
+        stderr(&out)
+    );
+
     let junk = arm_dir("istio");
     std::fs::write(junk.join("notes.txt"), "hello\n").unwrap();
     let out = compare(&["--arm", &format!("istio={}", junk.display())]);
