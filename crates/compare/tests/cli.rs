@@ -484,3 +484,18 @@ fn node_usage_over_a_no_mesh_baseline() {
     let c = json(&["--arm", &linkerd]);
     assert!(row(&c, "node_cpu_millicores_over_none")["values"]["linkerd"].is_null());
 }
+
+#[test]
+fn help_ends_with_the_pipeline() {
+    let out = compare(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let examples = help.split("Examples:").nth(1).expect("an Examples block");
+    assert!(examples.contains("compare --arm linkerd=runs/linkerd --arm istio=runs/istio"));
+    assert!(
+        help.trim_end()
+            .ends_with("top-parse --run linkerd-1 -o runs/linkerd/1/pods.csv")
+    );
+    let out = compare(&["--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+}
