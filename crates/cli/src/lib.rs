@@ -67,6 +67,8 @@ pub struct Output {
 #[derive(Debug)]
 enum Target {
     Stdout(BufWriter<io::Stdout>),
+    /// A device, FIFO or socket, written in place.
+    Special(BufWriter<File>),
     File {
         path: PathBuf,
         temp: BufWriter<tempfile::NamedTempFile>,
@@ -80,6 +82,15 @@ impl Output {
             return Ok(Output::stdout());
         }
         let path = PathBuf::from(arg);
+        // A device, FIFO or socket (/dev/null, /dev/stdout, a named pipe) is written in place:
+        // renaming a temporary file over it would replace the device node itself (as `-o
+        // /dev/null` once did, leaving a regular file that later readers of /dev/null read).
+        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+            return Ok(Output {
+                target: Target::Special(BufWriter::with_capacity(BUFFER, file)),
+            });
+        }
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -109,7 +120,7 @@ impl Output {
     /// The destination, for messages.
     pub fn path(&self) -> Option<&Path> {
         match &self.target {
-            Target::Stdout(_) => None,
+            Target::Stdout(_) | Target::Special(_) => None,
             Target::File { path, .. } => Some(path),
         }
     }
@@ -119,6 +130,7 @@ impl Output {
     pub fn commit(self) -> io::Result<()> {
         match self.target {
             Target::Stdout(mut w) => w.flush(),
+            Target::Special(mut w) => w.flush(),
             Target::File { path, temp } => {
                 // The rename makes the file appear whole or not at all if the tool fails or is
                 // killed. There is no fsync: like sort -o, this does not guard against power
@@ -135,6 +147,7 @@ impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.target {
             Target::Stdout(w) => w.write(buf),
+            Target::Special(w) => w.write(buf),
             Target::File { temp, .. } => temp.write(buf),
         }
     }
@@ -142,6 +155,7 @@ impl Write for Output {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match &mut self.target {
             Target::Stdout(w) => w.write_all(buf),
+            Target::Special(w) => w.write_all(buf),
             Target::File { temp, .. } => temp.write_all(buf),
         }
     }
@@ -149,6 +163,7 @@ impl Write for Output {
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.target {
             Target::Stdout(w) => w.flush(),
+            Target::Special(w) => w.flush(),
             Target::File { temp, .. } => temp.flush(),
         }
     }
@@ -295,6 +310,32 @@ mod tests {
         for bad in ["", "x", "-1", "inf", "NaN", "1e300s", "5 minutes"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_are_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reader_path = fifo.clone();
+        let reader = std::thread::spawn(move || std::fs::read_to_string(reader_path).unwrap());
+        let mut out = Output::create(fifo.to_str().unwrap()).unwrap();
+        out.write_all(b"through the pipe\n").unwrap();
+        out.commit().unwrap();
+        assert_eq!(reader.join().unwrap(), "through the pipe\n");
+        let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "the FIFO must still be a FIFO");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file"
+        );
     }
 
     #[test]
