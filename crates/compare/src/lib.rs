@@ -318,7 +318,7 @@ fn shown(value: Option<f64>, unit: &str) -> String {
 }
 
 /// "istio uses 57% less", "no significant difference (+2% [-3%, +7%])".
-fn verdict(row: &ComparisonRow, reference: &str, other: &str) -> String {
+fn verdict(row: &ComparisonRow, other: &str) -> String {
     let Some(d) = row.delta_pct else {
         return "–".to_owned();
     };
@@ -345,7 +345,6 @@ fn verdict(row: &ComparisonRow, reference: &str, other: &str) -> String {
     if row.unit == "ratio" {
         return format!("{d:+.0}%{interval}");
     }
-    let _ = reference;
     format!(
         "{other} {verb} {:.0}% {}{interval}",
         d.abs(),
@@ -371,7 +370,7 @@ fn markdown(c: &Comparison, one_repetition: bool) -> String {
             "| {} | {} | {} |\n",
             row.metric,
             cells.join(" | "),
-            verdict(row, &c.arms[0], &other)
+            verdict(row, &other)
         ));
     }
     if one_repetition {

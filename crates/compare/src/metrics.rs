@@ -272,9 +272,9 @@ pub fn arm_range(reps: &[RepValues], i: usize) -> Option<[f64; 2]> {
 }
 
 /// All of an arm's latencies in one histogram.
-pub fn merged_latency(reps: &[RepValues]) -> Option<Histogram<u64>> {
+pub fn merged_latency<'a>(reps: impl IntoIterator<Item = &'a RepValues>) -> Option<Histogram<u64>> {
     let mut merged: Option<Histogram<u64>> = None;
-    for h in reps.iter().filter_map(|r| r.latency.as_ref()) {
+    for h in reps.into_iter().filter_map(|r| r.latency.as_ref()) {
         let _ = merged.get_or_insert_with(new_histogram).add(h);
     }
     merged
@@ -284,8 +284,7 @@ pub fn merged_latency(reps: &[RepValues]) -> Option<Histogram<u64>> {
 #[allow(clippy::cast_precision_loss)]
 pub fn arm_values(reps: &[RepValues], chosen: &[usize]) -> [Option<f64>; N] {
     let mut values = arm_values_without_latency(reps, chosen);
-    let chosen_reps: Vec<RepValues> = chosen.iter().map(|&r| reps[r].clone()).collect();
-    if let Some(h) = merged_latency(&chosen_reps).filter(|h| !h.is_empty()) {
+    if let Some(h) = merged_latency(chosen.iter().map(|&r| &reps[r])).filter(|h| !h.is_empty()) {
         for (i, q) in LATENCY {
             values[i] = Some(h.value_at_quantile(q) as f64 / 1000.0);
         }

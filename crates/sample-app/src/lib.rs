@@ -71,7 +71,7 @@ impl std::str::FromStr for Delay {
     }
 }
 
-pub use meshbench_cli::parse_duration;
+use meshbench_cli::parse_duration;
 
 /// How the server answers.
 #[derive(Debug, Clone)]

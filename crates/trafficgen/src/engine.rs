@@ -420,28 +420,10 @@ fn load_thread(
             });
         }
     });
-    let stats =
-        Rc::try_unwrap(stats).map_or_else(|rc| rc.borrow().clone_totals(), RefCell::into_inner);
+    // The tasks are done: take the totals, whoever still holds the Rc.
+    let stats = stats.replace(ThreadStats::new(shared.measure_start));
     let _ = tx.send(Message::Done(Box::new(stats)));
     Ok(())
-}
-
-impl ThreadStats {
-    fn clone_totals(&self) -> ThreadStats {
-        ThreadStats {
-            measure_start: self.measure_start,
-            latency: self.latency.clone(),
-            service: self.service.clone(),
-            lag: self.lag.clone(),
-            scheduler_lag: self.scheduler_lag.clone(),
-            second: self.second.clone(),
-            second_errors: self.second_errors,
-            counts: self.counts.clone(),
-            requests: self.requests,
-            status_codes: self.status_codes.clone(),
-            errors_by_kind: self.errors_by_kind.clone(),
-        }
-    }
 }
 
 /// Hands the collector each second's latencies as the second ends.

@@ -30,7 +30,7 @@ pub(crate) struct TimelineRow {
 pub(crate) struct Collector {
     threads_seen: BTreeMap<u64, (usize, Histogram<u64>)>,
     rows: Vec<TimelineRow>,
-    hlog: Option<(Output, Vec<u8>)>,
+    hlog: Option<Output>,
     progress: Option<indicatif::ProgressBar>,
     planned: Option<Duration>,
     totals: Vec<crate::engine::ThreadStats>,
@@ -62,8 +62,8 @@ impl Collector {
         Ok(Collector {
             threads_seen: BTreeMap::new(),
             rows: Vec::new(),
-            // The interval log is built in memory a second at a time and streamed to its file.
-            hlog: hlog.map(|out| (out, Vec::new())),
+            // The interval log is streamed to its file a second at a time.
+            hlog,
             progress,
             planned: plan.duration,
             totals: Vec::new(),
@@ -122,7 +122,7 @@ impl Collector {
             self.second_done(*second, h);
         }
         self.write_hlog(&rest)?;
-        if let Some((out, _)) = self.hlog.take() {
+        if let Some(out) = self.hlog.take() {
             out.commit().map_err(|source| Error::Write {
                 path: "--hlog".to_owned(),
                 source,
@@ -164,7 +164,7 @@ impl Collector {
     }
 
     fn write_hlog(&mut self, entries: &[(u64, Histogram<u64>)]) -> Result<(), Error> {
-        let Some((out, _)) = self.hlog.as_mut() else {
+        let Some(out) = self.hlog.as_mut() else {
             return Ok(());
         };
         let io = |e: std::io::Error| Error::Write {
