@@ -1,0 +1,204 @@
+//! `metrics.k8s.io/v1beta1`: usage per container from the scenario's models, changing once per
+//! metrics window as metrics-server's does, and node usage as its pods plus the node overhead.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshbench_formats::quantity::Quantity;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::{Value, json};
+
+use crate::scenario::{Scenario, Usage};
+
+/// The end of the current metrics window, and its index since the epoch.
+pub fn window_end(window: Duration, now: jiff::Timestamp) -> (jiff::Timestamp, i64) {
+    let step = i64::try_from(window.as_millis()).unwrap_or(i64::MAX).max(1);
+    let index = now.as_millisecond().div_euclid(step);
+    let end = jiff::Timestamp::from_millisecond(index * step).unwrap_or(now);
+    (end, index)
+}
+
+fn draw(seed: u64, parts: &[&str], index: i64) -> StdRng {
+    let mut h = DefaultHasher::new();
+    seed.hash(&mut h);
+    parts.hash(&mut h);
+    index.hash(&mut h);
+    StdRng::seed_from_u64(h.finish())
+}
+
+/// `value ± jitter`, uniformly, never below zero.
+fn around(rng: &mut StdRng, value: Quantity, jitter: Quantity) -> i128 {
+    let (v, j) = (value.nanos(), jitter.nanos());
+    if j == 0 {
+        return v;
+    }
+    (v + rng.random_range(-j..=j)).max(0)
+}
+
+/// `per` for each 1,000 req/s of load, in nano-units.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_precision_loss,
+    reason = "usage terms are far below 2^53 nano-units, the scenario checks rps is finite, and the result is rounded"
+)]
+fn load_term(per: Quantity, rps: f64) -> i128 {
+    (per.nanos() as f64 * rps / 1000.0).round() as i128
+}
+
+/// CPU in nanocores and memory in bytes of one container in one window.
+pub fn container_usage(
+    scenario: &Scenario,
+    namespace: &str,
+    pod_uid: &str,
+    container: &str,
+    index: i64,
+) -> (i128, i128) {
+    let (usage, cpu_per_krps, memory_per_krps) = scenario.model_for(namespace, container);
+    let scaled = |per: Quantity| load_term(per, scenario.load.rps);
+    let mut rng = draw(scenario.seed, &[namespace, pod_uid, container], index);
+    let cpu = around(&mut rng, usage.cpu, usage.cpu_jitter) + scaled(cpu_per_krps);
+    let memory = around(&mut rng, usage.memory, usage.memory_jitter) + scaled(memory_per_krps);
+    (cpu, memory / 1_000_000_000)
+}
+
+fn node_overhead(scenario: &Scenario, node: &str, index: i64) -> (i128, i128) {
+    let Usage {
+        cpu,
+        cpu_jitter,
+        memory,
+        memory_jitter,
+    } = scenario.node_overhead;
+    let mut rng = draw(scenario.seed, &["node", node], index);
+    (
+        around(&mut rng, cpu, cpu_jitter),
+        around(&mut rng, memory, memory_jitter) / 1_000_000_000,
+    )
+}
+
+fn cpu_text(nanocores: i128) -> String {
+    format!("{nanocores}n")
+}
+
+/// metrics-server reports memory in Ki.
+fn memory_text(bytes: i128) -> String {
+    format!("{}Ki", bytes / 1024)
+}
+
+fn started_by(pod: &Value, end: jiff::Timestamp) -> bool {
+    pod["status"]["phase"] == "Running"
+        && pod["status"]["containerStatuses"]
+            .as_array()
+            .is_some_and(|cs| {
+                cs.iter().all(|c| {
+                    c.pointer("/state/running/startedAt")
+                        .and_then(Value::as_str)
+                        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                        .is_some_and(|t| t <= end)
+                })
+            })
+}
+
+/// A `PodMetrics` for each running pod that had started by the window's end (younger pods have
+/// no metrics yet, as with metrics-server).
+pub fn pod_metrics(scenario: &Scenario, pods: &[Arc<Value>], now: jiff::Timestamp) -> Vec<Value> {
+    let (end, index) = window_end(scenario.metrics_window, now);
+    let window = format!("{}s", scenario.metrics_window.as_secs_f64());
+    pods.iter()
+        .filter(|p| started_by(p, end))
+        .map(|pod| {
+            let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+            let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+            let containers: Vec<Value> = pod["spec"]["containers"]
+                .as_array()
+                .map(|cs| {
+                    cs.iter()
+                        .map(|c| {
+                            let name = c["name"].as_str().unwrap_or_default();
+                            let (cpu, memory) = container_usage(scenario, ns, uid, name, index);
+                            json!({"name": name, "usage": {"cpu": cpu_text(cpu), "memory": memory_text(memory)}})
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({
+                "kind": "PodMetrics",
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                "metadata": {"name": pod["metadata"]["name"], "namespace": ns,
+                    "creationTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    "labels": pod["metadata"]["labels"]},
+                "timestamp": end.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "window": window,
+                "containers": containers,
+            })
+        })
+        .collect()
+}
+
+/// A `NodeMetrics` per node: its running pods plus the scenario's node overhead.
+pub fn node_metrics(
+    scenario: &Scenario,
+    nodes: &[Arc<Value>],
+    pods: &[Arc<Value>],
+    now: jiff::Timestamp,
+) -> Vec<Value> {
+    let (end, index) = window_end(scenario.metrics_window, now);
+    let window = format!("{}s", scenario.metrics_window.as_secs_f64());
+    nodes
+        .iter()
+        .map(|node| {
+            let name = node["metadata"]["name"].as_str().unwrap_or_default();
+            let (mut cpu, mut memory) = node_overhead(scenario, name, index);
+            for pod in pods.iter().filter(|p| p["spec"]["nodeName"] == name && started_by(p, end)) {
+                let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+                let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+                for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
+                    let (c_cpu, c_mem) = container_usage(scenario, ns, uid, c["name"].as_str().unwrap_or_default(), index);
+                    cpu += c_cpu;
+                    memory += c_mem;
+                }
+            }
+            json!({
+                "kind": "NodeMetrics",
+                "apiVersion": "metrics.k8s.io/v1beta1",
+                "metadata": {"name": name, "creationTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    "labels": node["metadata"]["labels"]},
+                "timestamp": end.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                "window": window,
+                "usage": {"cpu": cpu_text(cpu), "memory": memory_text(memory)},
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_follows_the_model_and_is_stable_within_a_window() {
+        let s = Scenario::parse(
+            "seed: 3\nnodes: [{name: n, cpu: 2, memory: 4Gi}]\nload: {rps: 2000}\nusage:\n  - {container: linkerd-proxy, cpu: 2m, cpuJitter: 500u, memory: 10Mi, cpuPerKrps: 1m}\n",
+        )
+        .unwrap();
+        for index in 0..200 {
+            let (cpu, mem) = container_usage(&s, "app", "uid-1", "linkerd-proxy", index);
+            // 2m ± 0.5m, plus 1m per 1,000 req/s at 2,000 req/s.
+            assert!((3_500_000..=4_500_000).contains(&cpu), "{cpu}");
+            assert_eq!(mem, 10 << 20);
+            assert_eq!(
+                container_usage(&s, "app", "uid-1", "linkerd-proxy", index).0,
+                cpu
+            );
+        }
+        let (cpu, mem) = container_usage(&s, "app", "uid-1", "nginx", 0);
+        assert_eq!((cpu, mem), (1_000_000, 8 << 20), "the default model");
+    }
+
+    #[test]
+    fn windows_align_to_the_resolution() {
+        let t: jiff::Timestamp = "2026-11-26T10:00:17.5Z".parse().unwrap();
+        let (end, _) = window_end(Duration::from_secs(15), t);
+        assert_eq!(end.to_string(), "2026-11-26T10:00:15Z");
+    }
+}
