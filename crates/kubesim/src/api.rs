@@ -910,6 +910,17 @@ fn event_line(kind: &str, object: &Value) -> Bytes {
     Bytes::from(line)
 }
 
+/// A watch line around an object already serialized.
+fn raw_event_line(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
 fn bookmark(target: &Target, rv: u64, initial_end: bool) -> Bytes {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if initial_end {
@@ -945,6 +956,7 @@ fn watch_objects(
         .map_or(Duration::from_secs(1800), Duration::from_secs);
     let store_name = target.rt.store_name();
     let namespace = target.namespace.clone();
+    let unfiltered = labels.is_empty() && fields.is_empty();
     let matches = move |o: &Value| labels.matches(o) && fields.matches(o);
 
     let (initial, mut rx, start_rv) = {
@@ -955,8 +967,8 @@ fn watch_objects(
                 Ok((events, rx)) => {
                     let lines: Vec<Bytes> = events
                         .iter()
-                        .filter(|e| matches(&e.object))
-                        .map(|e| event_line(e.kind.as_str(), &e.object))
+                        .filter(|e| unfiltered || matches(&e.value()))
+                        .map(|e| raw_event_line(e.kind.as_str(), &e.object))
                         .collect();
                     (lines, rx, current)
                 }
@@ -1031,9 +1043,9 @@ fn watch_objects(
                         continue;
                     }
                     last_rv = event.rv;
-                    if matches(&event.object) {
+                    if unfiltered || matches(&event.value()) {
                         let kind = match event.kind { EventType::Added => "ADDED", EventType::Modified => "MODIFIED", EventType::Deleted => "DELETED" };
-                        if tx.send(event_line(kind, &event.object)).await.is_err() {
+                        if tx.send(raw_event_line(kind, &event.object)).await.is_err() {
                             return;
                         }
                     }

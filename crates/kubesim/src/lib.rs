@@ -65,6 +65,9 @@ pub struct Args {
     /// stdout (the address then goes to stderr).
     #[arg(long, value_name = "OUT")]
     pub kubeconfig: String,
+    /// Zero the scenario's simulated delays: pods are Ready as soon as they are created.
+    #[arg(long)]
+    pub instant: bool,
     #[command(flatten)]
     pub log: meshbench_cli::LogArgs,
 }
@@ -237,7 +240,10 @@ preferences: {{}}
 
 /// The command: serve until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<(), Error> {
-    let scenario = Scenario::load(&args.scenario)?;
+    let mut scenario = Scenario::load(&args.scenario)?;
+    if args.instant {
+        scenario.timing = scenario::Timing::default();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

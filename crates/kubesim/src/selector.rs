@@ -183,6 +183,10 @@ impl FieldSelector {
         })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
     /// The name when the selector pins `metadata.name` (as `kubectl wait` and `rollout status` do).
     pub fn pinned_name(&self) -> Option<&str> {
         self.terms
