@@ -14,6 +14,7 @@ use meshbench_formats::usage::{
     Fragment, NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter,
 };
 
+pub mod live;
 mod metrics_api;
 pub mod text;
 
@@ -32,6 +33,9 @@ Examples:
 
   # Output saved with --no-headers: say which layout it is
   top-parse --layout containers-all-namespaces snapshot.txt
+
+  # Sample a live cluster (kubeconfig and context as kubectl picks them) every 15 s for 5 min
+  top-parse --from-cluster -A --containers --interval 15s --duration 5m --run linkerd-1 -o pods.csv
 
   # The pipeline: snapshots per arm, then the verdict table
   top-parse --run linkerd-1 -o runs/linkerd/1/pods.csv linkerd-pods.txt
@@ -102,8 +106,60 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 
+    /// Sample the cluster's metrics API instead of reading inputs: the rows `kubectl top pod`
+    /// (or `top node` with --nodes) would give, with the server's timestamps and full precision.
+    #[arg(long, conflicts_with_all = ["inputs", "layout", "skip_bad_lines", "timestamp", "threads"])]
+    pub from_cluster: bool,
+
+    /// The kubeconfig (default: KUBECONFIG, then ~/.kube/config) [--from-cluster].
+    #[arg(long, value_name = "FILE", requires = "from_cluster")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+
+    /// The kubeconfig context (default: its current context) [--from-cluster].
+    #[arg(long, value_name = "NAME", requires = "from_cluster")]
+    pub context: Option<String>,
+
+    /// Namespace of the pods (default: the context's) [--from-cluster].
+    #[arg(
+        short = 'n',
+        long,
+        value_name = "NS",
+        requires = "from_cluster",
+        conflicts_with = "all_namespaces"
+    )]
+    pub namespace: Option<String>,
+
+    /// Pods of every namespace, with a namespace column [--from-cluster].
+    #[arg(short = 'A', long, requires = "from_cluster")]
+    pub all_namespaces: bool,
+
+    /// A row per container instead of per pod [--from-cluster].
+    #[arg(long, requires = "from_cluster")]
+    pub containers: bool,
+
+    /// Node rows (with kubectl's percentages of allocatable) instead of pod rows [--from-cluster].
+    #[arg(long, requires = "from_cluster", conflicts_with_all = ["containers", "all_namespaces", "namespace"])]
+    pub nodes: bool,
+
+    /// Time between samples [--from-cluster].
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration_arg, requires = "from_cluster")]
+    pub interval: std::time::Duration,
+
+    /// Number of samples (default 1) [--from-cluster].
+    #[arg(long, value_name = "N", requires = "from_cluster", conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
+    pub samples: Option<u64>,
+
+    /// Sample for this long: one sample now, then one per interval within it [--from-cluster].
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg, requires = "from_cluster")]
+    pub duration: Option<std::time::Duration>,
+
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+fn duration_arg(text: &str) -> std::result::Result<std::time::Duration, String> {
+    meshbench_cli::parse_duration(text)
+        .ok_or_else(|| format!("{text:?}: expected a duration such as 15s, 500ms or 5m"))
 }
 
 /// Everything that can go wrong; each message names the input and, where there is one, the line.
@@ -160,6 +216,17 @@ pub enum Error {
     },
     #[error("cannot write the output")]
     Write(#[source] io::Error),
+    #[error("cluster: {message}")]
+    Cluster {
+        message: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error(
+        "{server} serves no metrics API (metrics.k8s.io/v1beta1): is metrics-server installed \
+         and its APIService available?"
+    )]
+    NoMetricsApi { server: String },
 }
 
 impl Failure for Error {}
@@ -377,6 +444,36 @@ pub fn run(args: Args) -> Result<()> {
         threads,
         input: String::new(),
     };
+    if args.from_cluster {
+        let opts = live::LiveOptions {
+            kubeconfig: args.kubeconfig,
+            context: args.context,
+            namespace: args.namespace,
+            all_namespaces: args.all_namespaces,
+            containers: args.containers,
+            nodes: args.nodes,
+            interval: args.interval,
+            samples: match (args.samples, args.duration) {
+                (Some(n), _) => n,
+                (None, Some(d)) => live::LiveOptions::samples_for(d, args.interval),
+                (None, None) => 1,
+            },
+            run: opts.labels.run,
+        };
+        sink.input = "the cluster".to_owned();
+        let kind = live::sample(&opts, &mut sink)?;
+        let writer = match sink.writer {
+            Some(w) => w,
+            None => {
+                sink.writer(kind)?;
+                sink.writer.expect("made above")
+            }
+        };
+        return writer
+            .finish()
+            .and_then(Output::commit)
+            .map_err(Error::Write);
+    }
     let mut skipped = 0;
     let inputs = if args.inputs.is_empty() {
         vec!["-".to_owned()]

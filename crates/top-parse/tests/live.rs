@@ -1,0 +1,221 @@
+//! `top-parse --from-cluster` against kubesim: the rows the text parser would write, with the
+//! server's timestamps and the scenario's usage.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use meshbench_formats::usage::{read_node_csv, read_pod_csv};
+use serde_json::json;
+
+/// kubesim on its own thread and runtime (top-parse builds its own runtime, so the test is sync).
+struct Sim {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sim {
+    fn start(replicas: u32) -> Sim {
+        let (tx, rx) = mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/scenarios/tiny.yaml");
+                let scenario = kubesim::Scenario::load(Path::new(path)).unwrap();
+                let server = kubesim::Server::start(scenario, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+                let cluster = server.cluster();
+                let deployments = cluster.lock().registry.by_path("apps", "v1", "deployments").unwrap().clone();
+                cluster
+                    .create(
+                        &deployments,
+                        "sample-app",
+                        json!({"metadata": {"name": "nginx"}, "spec": {"replicas": replicas,
+                            "selector": {"matchLabels": {"app": "nginx"}},
+                            "template": {"metadata": {"labels": {"app": "nginx"}},
+                                "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}}}),
+                    )
+                    .unwrap();
+                tx.send(server.url()).unwrap();
+                let _ = stopped.await;
+                server.shutdown().await;
+            });
+        });
+        let url = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        // Metrics cover pods started before the end of the current window (1 s here).
+        std::thread::sleep(Duration::from_millis(1100));
+        Sim {
+            url,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// A kubeconfig with a dead context first and kubesim's second, current one as given.
+    fn kubeconfig(&self, dir: &Path, current: &str) -> std::path::PathBuf {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: dead\n  cluster: {{server: 'http://127.0.0.1:9'}}\n- name: sim\n  cluster: {{server: '{}'}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: dead\n  context: {{cluster: dead, user: u}}\n- name: kubesim\n  context: {{cluster: sim, user: u, namespace: sample-app}}\ncurrent-context: {current}\n",
+            self.url
+        );
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn top_parse(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_top-parse"))
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn samples_pods_per_container_with_server_timestamps() {
+    let sim = Sim::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = sim.kubeconfig(dir.path(), "kubesim");
+    let out = dir.path().join("pods.csv");
+    let result = top_parse(&[
+        "--from-cluster",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "-A",
+        "--containers",
+        "--samples",
+        "2",
+        "--interval",
+        "1100ms",
+        "--run",
+        "sim-1",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rows = read_pod_csv(std::fs::File::open(&out).unwrap()).unwrap();
+    let nginx: Vec<_> = rows
+        .iter()
+        .filter(|r| r.container.as_deref() == Some("nginx"))
+        .collect();
+    assert_eq!(nginx.len(), 6, "three pods, two samples");
+    let stamps: std::collections::BTreeSet<_> =
+        nginx.iter().map(|r| r.timestamp.unwrap()).collect();
+    assert_eq!(
+        stamps.len(),
+        2,
+        "one server timestamp per sample: {stamps:?}"
+    );
+    for r in &nginx {
+        assert_eq!(r.run, "sim-1");
+        assert_eq!(r.namespace.as_deref(), Some("sample-app"));
+        // The tiny scenario's nginx model: exactly 1m and 3Mi, unrounded.
+        assert_eq!(
+            (r.cpu_millicores.nanocores(), r.memory_bytes),
+            (1_000_000, 3 << 20)
+        );
+        // metricsWindow 1s: timestamps fall on whole seconds.
+        assert_eq!(r.timestamp.unwrap().subsec_nanosecond(), 0);
+    }
+}
+
+#[test]
+fn the_context_decides_the_cluster_and_namespace() {
+    let sim = Sim::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    // The current context points at a dead port; --context picks kubesim, whose namespace is
+    // sample-app, so pod rows are per pod and carry no namespace (as `kubectl top pod`).
+    let kubeconfig = sim.kubeconfig(dir.path(), "dead");
+    let out = dir.path().join("pods.csv");
+    let k = kubeconfig.to_str().unwrap();
+    let result = top_parse(&[
+        "--from-cluster",
+        "--kubeconfig",
+        k,
+        "--context",
+        "kubesim",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rows = read_pod_csv(std::fs::File::open(&out).unwrap()).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.namespace.is_none() && r.container.is_none())
+    );
+
+    // Without --context, the dead cluster: a clear error, exit 1, and no output file.
+    let out2 = dir.path().join("none.csv");
+    let result = top_parse(&[
+        "--from-cluster",
+        "--kubeconfig",
+        k,
+        "-o",
+        out2.to_str().unwrap(),
+    ]);
+    assert_eq!(result.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&result.stderr);
+    assert!(err.contains("127.0.0.1:9"), "{err}");
+    assert!(!out2.exists());
+}
+
+#[test]
+fn samples_nodes_with_percentages_of_allocatable() {
+    let sim = Sim::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = sim.kubeconfig(dir.path(), "kubesim");
+    let out = dir.path().join("nodes.csv");
+    let result = top_parse(&[
+        "--from-cluster",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--nodes",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let rows = read_node_csv(std::fs::File::open(&out).unwrap()).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.node.as_str()).collect();
+    assert_eq!(names, ["kind-control-plane", "kind-worker", "kind-worker2"]);
+    for r in &rows {
+        // 50m ± 5m of 2 cores is 2%; 300Mi (plus pods) of 4Gi is 7% or 8%.
+        let cpu = r.cpu_millicores.unwrap().nanocores();
+        let milli = (cpu + 999_999) / 1_000_000;
+        assert_eq!(
+            r.cpu_percent,
+            Some(u32::try_from(milli * 100 / 2000).unwrap()),
+            "{r:?}"
+        );
+        assert!(matches!(r.memory_percent, Some(7 | 8)), "{r:?}");
+    }
+}
