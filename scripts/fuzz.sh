@@ -27,6 +27,11 @@ if [ ! -s fuzz/corpus/trafficgen_summary/seed.json ]; then
 fi
 python3 -c "import json,sys; print(json.load(open('fuzz/corpus/trafficgen_summary/seed.json'))['histogram'], end='')" \
   > fuzz/corpus/histogram/seed.txt 2>/dev/null || true
+mkdir -p fuzz/corpus/kubesim_inputs
+cp fixtures/scenarios/*.yaml fixtures/manifests/*.yaml fuzz/corpus/kubesim_inputs/
+for sel in 'app=web,tier!=db' 'env in (a,b),!legacy' 'metadata.name=p,status.phase!=Running'; do
+  printf '%s' "$sel" > "fuzz/corpus/kubesim_inputs/sel-$(echo "$sel" | md5sum | cut -c1-8)"
+done
 for target in $(cargo +nightly fuzz list); do
   # hdrhistogram 7.6's decoder negates a zero-run count, which overflows for i64::MIN: release
   # builds (what ships) wrap and return an error, builds with overflow checks panic (and

@@ -27,6 +27,13 @@ pub const NODE_USAGE: Schema = Schema {
     id: "meshbench/node-usage/v1",
 };
 
+/// kubesim's scenario file (its layout is kubesim's; docs/kubesim.md).
+pub const KUBESIM_SCENARIO: Schema = Schema {
+    document: "kubesim-scenario",
+    major: 1,
+    id: "meshbench/kubesim-scenario/v1",
+};
+
 /// Why a `schema` value is not one this build reads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {

@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn usage_follows_the_model_and_is_stable_within_a_window() {
         let s = Scenario::parse(
-            "seed: 3\nnodes: [{name: n, cpu: 2, memory: 4Gi}]\nload: {rps: 2000}\nusage:\n  - {container: linkerd-proxy, cpu: 2m, cpuJitter: 500u, memory: 10Mi, cpuPerKrps: 1m}\n",
+            "schema: meshbench/kubesim-scenario/v1\nseed: 3\nnodes: [{name: n, cpu: 2, memory: 4Gi}]\nload: {rps: 2000}\nusage:\n  - {container: linkerd-proxy, cpu: 2m, cpuJitter: 500u, memory: 10Mi, cpuPerKrps: 1m}\n",
         )
         .unwrap();
         for index in 0..200 {

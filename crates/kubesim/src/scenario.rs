@@ -13,6 +13,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Scenario {
+    /// `meshbench/kubesim-scenario/v1`.
+    pub schema: String,
     /// Seeds every random choice: names, delays, usage noise.
     #[serde(default)]
     pub seed: u64,
@@ -164,6 +166,9 @@ impl Scenario {
     }
 
     fn check(&self) -> Result<(), String> {
+        meshbench_formats::schema::KUBESIM_SCENARIO
+            .check(&self.schema)
+            .map_err(|e| format!("schema: {e}"))?;
         if self.nodes.is_empty() {
             return Err("nodes: at least one node pool is required".to_owned());
         }
@@ -337,6 +342,7 @@ mod tests {
     use super::*;
 
     const TINY: &str = "
+schema: meshbench/kubesim-scenario/v1
 seed: 7
 nodes:
   - {name: kind-control-plane, role: control-plane, cpu: '2', memory: 4Gi}
@@ -366,12 +372,20 @@ bootstrap: |
 
     #[test]
     fn errors_say_where() {
-        let e = Scenario::parse("nodes:\n  - {name: a, cpu: 2x, memory: 1Gi}\n").unwrap_err();
+        let e = Scenario::parse(
+            "schema: meshbench/kubesim-scenario/v1\nnodes:\n  - {name: a, cpu: 2x, memory: 1Gi}\n",
+        )
+        .unwrap_err();
         assert!(e.contains("2x"), "{e}");
-        let e = Scenario::parse("nodes: []\n").unwrap_err();
+        let e = Scenario::parse("schema: meshbench/kubesim-scenario/v1\nnodes: []\n").unwrap_err();
         assert!(e.contains("at least one"), "{e}");
         let e =
-            Scenario::parse("nodes:\n  - {name: a, cpu: 2, memory: 1Gi}\nbogus: 1\n").unwrap_err();
+            Scenario::parse("schema: meshbench/kubesim-scenario/v1\nnodes:\n  - {name: a, cpu: 2, memory: 1Gi}\nbogus: 1\n").unwrap_err();
         assert!(e.contains("bogus"), "{e}");
+        let e = Scenario::parse(
+            "schema: meshbench/kubesim-scenario/v2\nnodes:\n  - {name: a, cpu: 2, memory: 1Gi}\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("v2"), "{e}");
     }
 }

@@ -289,6 +289,28 @@ mod tests {
         assert!(e.message.contains("field label not supported"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(text in ".{0,64}") {
+            let _ = LabelSelector::parse(&text);
+            let _ = FieldSelector::parse(&text, "Pod");
+        }
+
+        #[test]
+        fn equality_and_sets_agree_with_the_labels(
+            labels in proptest::collection::btree_map("[a-c]", "[x-z]", 0..3),
+            key in "[a-c]",
+            value in "[x-z]",
+        ) {
+            let object = json!({"metadata": {"labels": labels}});
+            let has = labels.get(&key) == Some(&value);
+            proptest::prop_assert_eq!(LabelSelector::parse(&format!("{key}={value}")).unwrap().matches(&object), has);
+            proptest::prop_assert_eq!(LabelSelector::parse(&format!("{key}!={value}")).unwrap().matches(&object), !has);
+            proptest::prop_assert_eq!(LabelSelector::parse(&format!("{key} in ({value}, q)")).unwrap().matches(&object), has);
+            proptest::prop_assert_eq!(LabelSelector::parse(&format!("!{key}")).unwrap().matches(&object), !labels.contains_key(&key));
+        }
+    }
+
     #[test]
     fn selector_objects() {
         let labels = json!({"app": "web"});

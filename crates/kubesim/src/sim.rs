@@ -1285,7 +1285,7 @@ mod tests {
 
     fn scenario(extra: &str) -> Scenario {
         Scenario::parse(&format!(
-            "seed: 1\nnodes:\n  - {{name: cp, role: control-plane, cpu: 2, memory: 4Gi}}\n  - {{name: w, count: 2, cpu: 2, memory: 4Gi}}\n{extra}"
+            "schema: meshbench/kubesim-scenario/v1\nseed: 1\nnodes:\n  - {{name: cp, role: control-plane, cpu: 2, memory: 4Gi}}\n  - {{name: w, count: 2, cpu: 2, memory: 4Gi}}\n{extra}"
         ))
         .unwrap()
     }

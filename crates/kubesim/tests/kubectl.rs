@@ -360,7 +360,7 @@ fn a_bad_scenario_is_named_with_its_line() {
     let scenario = dir.path().join("bad.yaml");
     std::fs::write(
         &scenario,
-        "seed: 1\nnodes:\n  - {name: a, cpu: 2x, memory: 1Gi}\n",
+        "schema: meshbench/kubesim-scenario/v1\nseed: 1\nnodes:\n  - {name: a, cpu: 2x, memory: 1Gi}\n",
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_kubesim"))
@@ -372,7 +372,7 @@ fn a_bad_scenario_is_named_with_its_line() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("bad.yaml") && err.contains("\"2x\"") && err.contains("line 3"),
+        err.contains("bad.yaml") && err.contains("\"2x\"") && err.contains("line 4"),
         "{err}"
     );
     assert!(
