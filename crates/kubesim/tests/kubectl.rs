@@ -380,3 +380,20 @@ fn a_bad_scenario_is_named_with_its_line() {
         "no kubeconfig for a server that never started"
     );
 }
+
+#[test]
+fn help_ends_with_the_pipeline_and_bad_flags_exit_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubesim"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let examples = help.find("Examples:").expect("an Examples block");
+    assert!(help[examples..].contains("top-parse"), "{help}");
+    let out = Command::new(env!("CARGO_BIN_EXE_kubesim"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
