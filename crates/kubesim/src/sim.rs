@@ -198,6 +198,17 @@ pub fn admit(
             if object["spec"]["type"].is_null() {
                 object["spec"]["type"] = "ClusterIP".into();
             }
+            let ports = object["spec"]
+                .get_mut("ports")
+                .and_then(Value::as_array_mut);
+            for port in ports.into_iter().flatten() {
+                if port["protocol"].is_null() {
+                    port["protocol"] = "TCP".into();
+                }
+                if port["targetPort"].is_null() {
+                    port["targetPort"] = port["port"].clone();
+                }
+            }
             object["status"] = json!({"loadBalancer": {}});
         }
         ("", "Pod") => {
@@ -244,6 +255,16 @@ fn pod_defaults(pod: &mut Value) {
                 }
                 if c["resources"].is_null() {
                     c["resources"] = json!({});
+                }
+                for port in c
+                    .get_mut("ports")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if port["protocol"].is_null() {
+                        port["protocol"] = "TCP".into();
+                    }
                 }
             }
         }
