@@ -305,6 +305,9 @@ async fn route(ctx: &Context, request: Request<Incoming>) -> Result<Response<Bod
     if target.rt.computed && method != Method::GET {
         return Err(ApiError::method_not_allowed());
     }
+    if target.sub.as_deref() == Some("scale") {
+        return scale(ctx, &target, &method, &body, &content_type, &manager);
+    }
     match method {
         Method::GET if query.get("watch").is_some_and(|w| w == "true" || w == "1") => {
             watch_objects(ctx, &target, &query)
@@ -339,7 +342,7 @@ fn target_from(
         _ => return Err(ApiError::no_resource()),
     };
     if let Some(s) = &sub
-        && !(s == "status" && rt.status)
+        && !(s == "status" && rt.status || s == "scale" && scalable(&rt))
     {
         return Err(ApiError::no_resource());
     }
@@ -349,6 +352,101 @@ fn target_from(
         name,
         sub,
     })
+}
+
+/// Kinds with a `scale` subresource.
+pub(crate) fn scalable(rt: &ResourceType) -> bool {
+    rt.group == "apps"
+        && matches!(
+            rt.kind.as_str(),
+            "Deployment" | "ReplicaSet" | "StatefulSet"
+        )
+}
+
+/// The `autoscaling/v1` `Scale` of an object.
+fn scale_of(object: &Value) -> Value {
+    let selector = object["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let meta = &object["metadata"];
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": {"replicas": object["spec"]["replicas"].as_i64().unwrap_or(1)},
+        "status": {"replicas": object["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+/// GET, PUT or PATCH of `…/scale`: reads or sets `spec.replicas` (what `kubectl scale` does).
+fn scale(
+    ctx: &Context,
+    target: &Target,
+    method: &Method,
+    body: &[u8],
+    content_type: &str,
+    manager: &str,
+) -> Result<Response<Body>, ApiError> {
+    let rt = &target.rt;
+    let ns = namespace_of(target);
+    let name = target.name.clone().unwrap_or_default();
+    let mut store = ctx.cluster.lock();
+    let old = store
+        .get(rt, &ns, &name)
+        .ok_or_else(|| ApiError::not_found(&rt.qualified(), &rt.group, &rt.plural, &name))?;
+    let current = scale_of(&old);
+    let wanted = match *method {
+        Method::GET => return Ok(json_response(StatusCode::OK, &current)),
+        Method::PUT => parse_body(body, content_type, rt)?,
+        Method::PATCH => {
+            let patch = parse_body(body, content_type, rt)?;
+            let mut scale = current.clone();
+            match content_type {
+                "application/merge-patch+json" => apply::merge_patch(&mut scale, &patch),
+                "application/strategic-merge-patch+json" => {
+                    apply::strategic_merge_patch(&mut scale, &patch);
+                }
+                "application/json-patch+json" => json_patch(&mut scale, &patch)?,
+                other => return Err(ApiError::unsupported_media_type(other)),
+            }
+            scale
+        }
+        _ => return Err(ApiError::method_not_allowed()),
+    };
+    let replicas = wanted["spec"]["replicas"]
+        .as_i64()
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                &rt.qualified(),
+                &rt.group,
+                &rt.kind,
+                &name,
+                "spec.replicas",
+                "Invalid value: must be a non-negative integer",
+            )
+        })?;
+    let expected = wanted["metadata"]["resourceVersion"]
+        .as_str()
+        .map(str::to_owned);
+    let mut new = (*old).clone();
+    new["spec"]["replicas"] = replicas.into();
+    apply::record_update(
+        Some(&old),
+        &mut new,
+        manager,
+        &rt.api_version(),
+        &now_rfc3339(),
+    );
+    let stored = store.replace(rt, &ns, &name, new, expected.as_deref())?;
+    Ok(json_response(StatusCode::OK, &scale_of(&stored)))
 }
 
 fn parse_body(body: &[u8], content_type: &str, rt: &ResourceType) -> Result<Value, ApiError> {

@@ -107,6 +107,17 @@ pub(crate) fn resource_list(registry: &Registry, group: &str, version: &str) -> 
             .then(|| vec!["all".to_owned()]),
             ..APIResource::default()
         });
+        if crate::api::scalable(t) {
+            resources.push(APIResource {
+                name: format!("{}/scale", t.plural),
+                namespaced: t.namespaced,
+                group: Some("autoscaling".to_owned()),
+                version: Some("v1".to_owned()),
+                kind: "Scale".to_owned(),
+                verbs: vec!["get".to_owned(), "patch".to_owned(), "update".to_owned()],
+                ..APIResource::default()
+            });
+        }
         if t.status {
             resources.push(APIResource {
                 name: format!("{}/status", t.plural),

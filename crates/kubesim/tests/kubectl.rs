@@ -258,6 +258,25 @@ fn apply_rollout_wait_and_top_agree_with_the_scenario() {
         workers > nodes[0].cpu_millicores.unwrap().nanocores(),
         "the workload runs on workers"
     );
+
+    // kubectl scale goes through the scale subresource.
+    sim.ok(&[
+        "scale",
+        "-n",
+        "sample-app",
+        "deployment/nginx",
+        "--replicas=2",
+    ]);
+    sim.ok(&[
+        "rollout",
+        "status",
+        "-n",
+        "sample-app",
+        "deployment/nginx",
+        "--timeout=20s",
+    ]);
+    let pods = sim.ok(&["get", "pods", "-n", "sample-app", "--no-headers"]);
+    assert_eq!(pods.lines().count(), 2, "{pods}");
 }
 
 #[test]
