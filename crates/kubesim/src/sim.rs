@@ -449,6 +449,22 @@ struct Plan {
     ready: Option<String>,
     finished: Option<String>,
     ip: Option<String>,
+    /// The pod's CPU requests in nanocores (for the scheduler), computed once.
+    cpu_request: i128,
+    /// The resourceVersion the pod had when its status was last brought up to date: a pod
+    /// still at it, with no transition due, is skipped without being rebuilt.
+    synced_rv: String,
+}
+
+impl Plan {
+    fn stage(&self) -> (bool, bool, bool, bool) {
+        (
+            self.scheduled.is_some(),
+            self.started.is_some(),
+            self.ready.is_some(),
+            self.finished.is_some(),
+        )
+    }
 }
 
 /// The simulator's own state; runs in one task beside the API server.
@@ -481,8 +497,12 @@ fn jittered(rng: &mut StdRng, delay: Delay) -> Duration {
     rng.random_range(lo..=hi)
 }
 
-fn str_of<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
+/// The string at a `/a/b` path of object keys (no JSON-pointer escapes: the simulator's own
+/// paths), or "". Cheaper than `Value::pointer`, which the simulator calls per pod per pass.
+fn str_of<'a>(v: &'a Value, path: &str) -> &'a str {
+    path.split('/')
+        .skip(1)
+        .try_fold(v, |node, key| node.get(key))
         .and_then(Value::as_str)
         .unwrap_or_default()
 }
@@ -557,22 +577,40 @@ impl Simulator {
     /// Runs until `stop` resolves: reconciles after every burst of changes and at every
     /// planned transition.
     pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
+        use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+        // Transitions due within this much of each other are handled in one pass: at most this
+        // much later than planned, for far fewer passes over every pod.
+        const BATCH: Duration = Duration::from_millis(10);
         let mut rx = self.cluster.lock().subscribe();
         tokio::pin!(stop);
         loop {
             let wake = self.reconcile(Instant::now());
-            let sleep = tokio::time::sleep_until(
-                wake.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
-            );
-            tokio::select! {
-                () = &mut stop => return,
-                changed = rx.recv() => {
-                    if matches!(changed, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
-                        return;
+            // Changes up to here are the simulator's own: they need no second pass.
+            let settled = self.cluster.lock().resource_version();
+            let deadline =
+                wake.map_or_else(|| Instant::now() + Duration::from_secs(3600), |w| w + BATCH);
+            loop {
+                tokio::select! {
+                    () = &mut stop => return,
+                    changed = rx.recv() => {
+                        let mut foreign = match changed {
+                            Ok(event) => event.rv > settled,
+                            Err(RecvError::Lagged(_)) => true,
+                            Err(RecvError::Closed) => return,
+                        };
+                        loop {
+                            match rx.try_recv() {
+                                Ok(event) => foreign |= event.rv > settled,
+                                Err(TryRecvError::Lagged(_)) => foreign = true,
+                                Err(_) => break,
+                            }
+                        }
+                        if foreign {
+                            break;
+                        }
                     }
-                    while rx.try_recv().is_ok() {}
+                    () = tokio::time::sleep_until(deadline) => break,
                 }
-                () = sleep => {}
             }
         }
     }
@@ -594,12 +632,12 @@ impl Simulator {
                 break;
             }
         }
-        let live: std::collections::HashSet<String> = store
-            .list(&self.types.pods, None)
-            .iter()
-            .map(|p| str_of(p, "/metadata/uid").to_owned())
-            .collect();
-        self.plans.retain(|uid, _| live.contains(uid));
+        let pods = store.list(&self.types.pods, None);
+        if self.plans.len() > pods.len() {
+            let live: std::collections::HashSet<&str> =
+                pods.iter().map(|p| str_of(p, "/metadata/uid")).collect();
+            self.plans.retain(|uid, _| live.contains(uid.as_str()));
+        }
         self.next_wake(now)
     }
 
@@ -846,35 +884,38 @@ impl Simulator {
         let by_owner = self.pods_by_owner(store);
         for rs in store.list(&self.types.replicasets, None) {
             let uid = str_of(&rs, "/metadata/uid");
-            let pods = by_owner.get(uid).cloned().unwrap_or_default();
+            let mut pods = by_owner.get(uid).cloned().unwrap_or_default();
             let want = usize::try_from(replicas(&rs)).unwrap_or(0);
+            // New pods are not ready; the status counts them without listing the pods again.
+            let mut created = 0;
             if pods.len() < want {
                 for _ in pods.len()..want {
                     self.create_pod(store, &rs, None, None);
                 }
+                created = want - pods.len();
                 changed = true;
             } else if pods.len() > want {
-                let mut victims = pods.clone();
-                victims.sort_by_key(|p| {
+                // Not-ready pods go first, then the newest.
+                pods.sort_by_key(|p| {
                     (
                         pod_ready(p),
                         std::cmp::Reverse(str_of(p, "/metadata/creationTimestamp").to_owned()),
                     )
                 });
-                for p in victims.iter().take(pods.len() - want) {
+                let excess = pods.len() - want;
+                for p in pods.drain(..excess) {
                     changed |= store
                         .delete(
                             &self.types.pods,
-                            str_of(p, "/metadata/namespace"),
-                            str_of(p, "/metadata/name"),
+                            str_of(&p, "/metadata/namespace"),
+                            str_of(&p, "/metadata/name"),
                             false,
                         )
                         .is_ok();
                 }
             }
-            let pods = self.pods_by_owner(store).remove(uid).unwrap_or_default();
             let ready = i64::try_from(pods.iter().filter(|p| pod_ready(p)).count()).unwrap_or(0);
-            let total = i64::try_from(pods.len()).unwrap_or(0);
+            let total = i64::try_from(pods.len() + created).unwrap_or(0);
             let mut status = json!({"replicas": total, "fullyLabeledReplicas": total, "readyReplicas": ready,
                 "availableReplicas": ready, "observedGeneration": rs["metadata"]["generation"]});
             for field in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
@@ -997,7 +1038,7 @@ impl Simulator {
         changed
     }
 
-    fn plan_for(&mut self, pod: &Value, now: Instant) -> Plan {
+    fn new_plan(&mut self, pod: &Value, now: Instant) -> Plan {
         let timing = &self.cluster.scenario.timing;
         let (schedule, pull, start, readiness, run) = (
             timing.schedule,
@@ -1006,7 +1047,7 @@ impl Simulator {
             timing.readiness,
             timing.job_run,
         );
-        let plan = Plan {
+        Plan {
             schedule_at: now + jittered(&mut self.rng, schedule),
             pull: jittered(&mut self.rng, pull),
             start: jittered(&mut self.rng, start),
@@ -1017,10 +1058,9 @@ impl Simulator {
             ready: None,
             finished: None,
             ip: None,
-        };
-        self.plans
-            .insert(str_of(pod, "/metadata/uid").to_owned(), plan.clone());
-        plan
+            cpu_request: cpu_requests(&pod["spec"]),
+            synced_rv: String::new(),
+        }
     }
 
     fn pods(&mut self, store: &mut Store, now: Instant) -> bool {
@@ -1034,17 +1074,22 @@ impl Simulator {
             if !node.is_empty()
                 && !matches!(p["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
             {
+                let request = self
+                    .plans
+                    .get(str_of(p, "/metadata/uid"))
+                    .map_or_else(|| cpu_requests(&p["spec"]), |plan| plan.cpu_request);
                 let e = placed.entry(node.to_owned()).or_default();
                 e.0 += 1;
-                e.1 += cpu_requests(&p["spec"]);
+                e.1 += request;
             }
         }
         for pod in pods {
             let uid = str_of(&pod, "/metadata/uid").to_owned();
-            let mut plan = match self.plans.get(&uid) {
-                Some(p) => p.clone(),
-                None => self.plan_for(&pod, now),
+            let mut plan = match self.plans.remove(&uid) {
+                Some(p) => p,
+                None => self.new_plan(&pod, now),
             };
+            let before = plan.stage();
             let mut node_name = str_of(&pod, "/spec/nodeName").to_owned();
             let mut unschedulable = None;
             if plan.scheduled.is_none() && now >= plan.schedule_at {
@@ -1053,7 +1098,7 @@ impl Simulator {
                         Ok(n) => {
                             let e = placed.entry(n.clone()).or_default();
                             e.0 += 1;
-                            e.1 += cpu_requests(&pod["spec"]);
+                            e.1 += plan.cpu_request;
                             node_name = n;
                         }
                         Err(why) => unschedulable = Some(why),
@@ -1085,6 +1130,11 @@ impl Simulator {
                     plan.finished = Some(now_rfc3339());
                 }
             }
+            let rv = str_of(&pod, "/metadata/resourceVersion");
+            if plan.stage() == before && plan.synced_rv == rv && unschedulable.is_none() {
+                self.plans.insert(uid, plan);
+                continue;
+            }
             let node = nodes
                 .iter()
                 .find(|n| str_of(n, "/metadata/name") == node_name);
@@ -1093,8 +1143,16 @@ impl Simulator {
                 new["spec"]["nodeName"] = node_name.clone().into();
             }
             new["status"] = pod_status(&pod, &plan, node, unschedulable.as_deref(), nodes.len());
+            plan.synced_rv = rv.to_owned();
+            if *pod != new {
+                let ns = str_of(&pod, "/metadata/namespace");
+                let name = str_of(&pod, "/metadata/name");
+                if let Ok(stored) = store.replace(&self.types.pods, ns, name, new, None) {
+                    plan.synced_rv = str_of(&stored, "/metadata/resourceVersion").to_owned();
+                    changed = true;
+                }
+            }
             self.plans.insert(uid, plan);
-            changed |= Self::write(store, &self.types.pods, &pod, new);
         }
         changed
     }
