@@ -39,6 +39,21 @@ impl Cluster {
                 let object = admit(&store, &cluster.scenario, &ns, "", object);
                 store.create(&ns, "", object).map_err(|e| e.message)?;
             }
+            // kubesim serves metrics.k8s.io itself; clients that check for metrics-server the
+            // way kubectl and cluster tooling do find its APIService, Available.
+            let apiservices = rt(&store, "apiregistration.k8s.io", "apiservices");
+            store
+                .create(
+                    &apiservices,
+                    "",
+                    json!({"metadata": {"name": "v1beta1.metrics.k8s.io", "labels": {"k8s-app": "metrics-server"}},
+                        "spec": {"group": "metrics.k8s.io", "version": "v1beta1", "insecureSkipTLSVerify": true,
+                            "groupPriorityMinimum": 100, "versionPriority": 100,
+                            "service": {"name": "metrics-server", "namespace": "kube-system", "port": 443}},
+                        "status": {"conditions": [{"type": "Available", "status": "True", "reason": "Passed",
+                            "message": "all checks passed", "lastTransitionTime": now_rfc3339()}]}}),
+                )
+                .map_err(|e| e.message)?;
             let nodes = rt(&store, "", "nodes");
             for (index, (name, pool)) in cluster.scenario.node_names().into_iter().enumerate() {
                 store

@@ -195,6 +195,12 @@ fn columns(kind: &str) -> Vec<Value> {
             column("Port(s)", "string", 0),
             column("Age", "string", 0),
         ],
+        "APIService" => vec![
+            column("Name", "string", 0),
+            column("Service", "string", 0),
+            column("Available", "string", 0),
+            column("Age", "string", 0),
+        ],
         _ => vec![column("Name", "string", 0), column("Age", "string", 0)],
     }
 }
@@ -368,6 +374,22 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 ports.into(),
                 age(o, now).into(),
             ]
+        }
+        "APIService" => {
+            let service = match (
+                o["spec"]["service"]["namespace"].as_str(),
+                o["spec"]["service"]["name"].as_str(),
+            ) {
+                (Some(ns), Some(n)) => format!("{ns}/{n}"),
+                _ => "Local".to_owned(),
+            };
+            let available = s["conditions"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Available"))
+                .and_then(|c| c["status"].as_str())
+                .unwrap_or("Unknown")
+                .to_owned();
+            vec![name, service.into(), available.into(), age(o, now).into()]
         }
         _ => vec![name, age(o, now).into()],
     }
