@@ -599,9 +599,8 @@ impl Simulator {
         let mut rx = self.cluster.lock().subscribe();
         tokio::pin!(stop);
         loop {
-            let wake = self.reconcile(Instant::now());
-            // Changes up to here are the simulator's own: they need no second pass.
-            let settled = self.cluster.lock().resource_version();
+            // Changes up to `settled` were made or seen by this pass: they need no second one.
+            let (wake, settled) = self.reconcile_settled(Instant::now());
             let deadline =
                 wake.map_or_else(|| Instant::now() + Duration::from_secs(3600), |w| w + BATCH);
             loop {
@@ -633,6 +632,13 @@ impl Simulator {
     /// One pass of every controller until nothing changes; returns when the next planned
     /// transition is due.
     pub fn reconcile(&mut self, now: Instant) -> Option<Instant> {
+        self.reconcile_settled(now).0
+    }
+
+    /// As `reconcile`, also returning the resourceVersion the store had when the pass let go of
+    /// it: every change up to it was seen by the pass (read under the same lock, so a client's
+    /// write cannot slip in between and be taken for the simulator's own).
+    fn reconcile_settled(&mut self, now: Instant) -> (Option<Instant>, u64) {
         let cluster = Arc::clone(&self.cluster);
         let mut store = cluster.lock();
         for _ in 0..16 {
@@ -653,7 +659,7 @@ impl Simulator {
                 pods.iter().map(|p| str_of(p, "/metadata/uid")).collect();
             self.plans.retain(|uid, _| live.contains(uid.as_str()));
         }
-        self.next_wake(now)
+        (self.next_wake(now), store.resource_version())
     }
 
     fn next_wake(&self, now: Instant) -> Option<Instant> {
