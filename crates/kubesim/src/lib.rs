@@ -26,6 +26,7 @@ pub mod sim;
 pub mod status;
 pub mod store;
 pub mod table;
+mod tls;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -68,6 +69,10 @@ pub struct Args {
     /// Zero the scenario's simulated delays: pods are Ready as soon as they are created.
     #[arg(long)]
     pub instant: bool,
+    /// Serve HTTPS, as a real API server does, with a CA made at start-up whose certificate
+    /// goes into the kubeconfig (certificate-authority-data).
+    #[arg(long)]
+    pub tls: bool,
     #[command(flatten)]
     pub log: meshbench_cli::LogArgs,
 }
@@ -94,6 +99,8 @@ pub enum Error {
     Client(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot make the TLS identity: {0}")]
+    Tls(String),
 }
 
 impl meshbench_cli::Failure for Error {}
@@ -102,14 +109,36 @@ impl meshbench_cli::Failure for Error {}
 #[derive(Debug)]
 pub struct Server {
     address: SocketAddr,
+    /// The CA certificate (base64 PEM) when serving HTTPS.
+    ca_data: Option<String>,
     cluster: Arc<Cluster>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
 }
 
 impl Server {
-    /// Builds the cluster from the scenario and starts serving on `listen`.
+    /// Builds the cluster from the scenario and starts serving plain HTTP on `listen`.
     pub async fn start(scenario: Scenario, listen: SocketAddr) -> Result<Server, Error> {
+        Server::start_with(scenario, listen, false).await
+    }
+
+    /// As `start`, serving HTTPS with a fresh CA (see [`Server::kubeconfig`]).
+    pub async fn start_tls(scenario: Scenario, listen: SocketAddr) -> Result<Server, Error> {
+        Server::start_with(scenario, listen, true).await
+    }
+
+    async fn start_with(
+        scenario: Scenario,
+        listen: SocketAddr,
+        https: bool,
+    ) -> Result<Server, Error> {
+        let identity = if https {
+            Some(tls::Identity::generate().map_err(Error::Tls)?)
+        } else {
+            None
+        };
+        let ca_data = identity.as_ref().map(tls::Identity::ca_data);
+        let acceptor = identity.map(|i| i.acceptor);
         let cluster = Arc::new(Cluster::new(scenario).map_err(Error::Bootstrap)?);
         let listener = TcpListener::bind(listen)
             .await
@@ -144,22 +173,14 @@ impl Server {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
                         let ctx = ctx.clone();
-                        let mut conn_stop = ctx.shutdown.clone();
+                        let acceptor = acceptor.clone();
                         connections.spawn(async move {
-                            let service = service_fn(move |req| api::handle(ctx.clone(), req));
-                            let conn = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(stream), service);
-                            tokio::pin!(conn);
-                            tokio::select! {
-                                result = conn.as_mut() => {
-                                    if let Err(e) = result {
-                                        tracing::debug!("connection: {e}");
-                                    }
-                                }
-                                _ = conn_stop.changed() => {
-                                    conn.as_mut().graceful_shutdown();
-                                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
-                                }
+                            match acceptor {
+                                None => serve(ctx, stream).await,
+                                Some(acceptor) => match acceptor.accept(stream).await {
+                                    Ok(tls) => serve(ctx, tls).await,
+                                    Err(e) => tracing::debug!("TLS handshake: {e}"),
+                                },
                             }
                         });
                     }
@@ -170,6 +191,7 @@ impl Server {
         tracing::info!("kubesim serving on http://{address}");
         Ok(Server {
             address,
+            ca_data,
             cluster,
             shutdown,
             tasks,
@@ -180,9 +202,14 @@ impl Server {
         self.address
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://` with `start_tls`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.ca_data.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.address)
     }
 
     pub fn cluster(&self) -> &Arc<Cluster> {
@@ -191,7 +218,7 @@ impl Server {
 
     /// A kubeconfig with one cluster, user and context, all named `kubesim`.
     pub fn kubeconfig(&self) -> String {
-        kubeconfig(&self.url())
+        kubeconfig(&self.url(), self.ca_data.as_deref())
     }
 
     /// A kube-rs client for the server, built from its kubeconfig as a user's would be.
@@ -214,18 +241,46 @@ impl Server {
     }
 }
 
-/// A kubeconfig for a server URL (cluster, user and context named `kubesim`).
-pub fn kubeconfig(url: &str) -> String {
+/// Serves the API on one connection (plain or TLS) until it closes or the server stops.
+async fn serve<S>(ctx: api::Context, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut stop = ctx.shutdown.clone();
+    let service = service_fn(move |req| api::handle(ctx.clone(), req));
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("connection: {e}");
+            }
+        }
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn).await;
+        }
+    }
+}
+
+/// A kubeconfig for a server URL (cluster, user and context named `kubesim`), with the CA
+/// certificate (base64 PEM) for an HTTPS server.
+pub fn kubeconfig(url: &str, ca_data: Option<&str>) -> String {
+    let ca = ca_data.map_or_else(String::new, |d| {
+        format!("    certificate-authority-data: {d}\n")
+    });
     format!(
         "apiVersion: v1
 kind: Config
 clusters:
 - name: kubesim
   cluster:
-    server: {url}
+{ca}    server: {url}
 users:
 - name: kubesim
-  user: {{}}
+  user:
+    token: kubesim
 contexts:
 - name: kubesim
   context:
@@ -250,7 +305,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         .build()
         .map_err(Error::Runtime)?;
     runtime.block_on(async move {
-        let server = Server::start(scenario, args.listen).await?;
+        let server = Server::start_with(scenario, args.listen, args.tls).await?;
         let write = |out: &mut meshbench_cli::Output| out.write_all(server.kubeconfig().as_bytes());
         let mut out = meshbench_cli::Output::create(&args.kubeconfig).map_err(|source| {
             Error::Kubeconfig {

@@ -302,3 +302,23 @@ async fn watches_resume_and_filter() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_verifies_the_https_server() {
+    let server = kubesim::Server::start_tls(scenario(), "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(server.url().starts_with("https://"));
+    let client = server.client().await.unwrap();
+    let nodes: Api<Node> = Api::all(client);
+    assert_eq!(
+        nodes
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    server.shutdown().await;
+}

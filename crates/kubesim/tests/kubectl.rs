@@ -38,7 +38,10 @@ impl Sim {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        assert!(line.starts_with("http://127.0.0.1:"), "{line:?}");
+        assert!(
+            line.starts_with("http://127.0.0.1:") || line.starts_with("https://127.0.0.1:"),
+            "{line:?}"
+        );
         assert!(kubeconfig.exists());
         Sim {
             child,
@@ -415,4 +418,19 @@ fn help_ends_with_the_pipeline_and_bad_flags_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn https_with_the_ca_in_the_kubeconfig() {
+    let sim = Sim::start("tiny.yaml", &["--tls"]);
+    let config = std::fs::read_to_string(&sim.kubeconfig).unwrap();
+    assert!(
+        config.contains("certificate-authority-data:")
+            && config.contains("server: https://127.0.0.1:")
+    );
+    // kubectl verifies the server against that CA (no --insecure-skip-tls-verify).
+    let out = sim.ok(&["get", "nodes", "--no-headers"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let out = sim.ok(&["top", "nodes", "--no-headers"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
 }
