@@ -1163,7 +1163,7 @@ impl Simulator {
             if !node_name.is_empty() {
                 new["spec"]["nodeName"] = node_name.clone().into();
             }
-            new["status"] = pod_status(&pod, &plan, node, unschedulable.as_deref(), nodes.len());
+            new["status"] = pod_status(&pod, &plan, node, unschedulable.as_deref());
             plan.synced_rv = rv.to_owned();
             if *pod != new {
                 let ns = str_of(&pod, "/metadata/namespace");
@@ -1282,7 +1282,6 @@ fn pod_status(
     plan: &Plan,
     node: Option<&Arc<Value>>,
     unschedulable: Option<&str>,
-    _nodes: usize,
 ) -> Value {
     let old = &pod["status"];
     let qos = old["qosClass"].clone();
