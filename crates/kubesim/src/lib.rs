@@ -48,6 +48,9 @@ const EXAMPLES: &str = "Examples:
   kubesim --scenario fixtures/scenarios/tiny.yaml --kubeconfig /tmp/kubesim.yaml &
   kubectl --kubeconfig /tmp/kubesim.yaml get nodes
 
+  # Another repetition of the same cluster: other names, delays and noise
+  kubesim --scenario fixtures/scenarios/article.yaml --seed 2 --kubeconfig /tmp/rep2.yaml &
+
   # Rehearse the pipeline offline: sample usage, then parse it
   kubectl --kubeconfig /tmp/kubesim.yaml top pods -A --containers | top-parse --run dry-1 -
   top-parse --from-cluster --kubeconfig /tmp/kubesim.yaml -A --containers --samples 3 --interval 15s";
@@ -69,6 +72,14 @@ pub struct Args {
     /// Zero the scenario's simulated delays: pods are Ready as soon as they are created.
     #[arg(long)]
     pub instant: bool,
+    /// Seed instead of the scenario's: another repetition of the same cluster, with other
+    /// names, delays and usage noise.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Requests per second through the workload instead of the scenario's `load.rps` (what
+    /// per-1,000-req/s usage terms scale with).
+    #[arg(long, value_name = "RPS", value_parser = rps_arg)]
+    pub rps: Option<f64>,
     /// Serve HTTPS, as a real API server does, with a CA made at start-up whose certificate
     /// goes into the kubeconfig (certificate-authority-data).
     #[arg(long)]
@@ -293,11 +304,24 @@ preferences: {{}}
     )
 }
 
+fn rps_arg(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r >= 0.0)
+        .ok_or_else(|| format!("{text:?}: expected requests per second, 0 or more"))
+}
+
 /// The command: serve until SIGINT or SIGTERM.
 pub fn run(args: Args) -> Result<(), Error> {
     let mut scenario = Scenario::load(&args.scenario)?;
     if args.instant {
         scenario.timing = scenario::Timing::default();
+    }
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    if let Some(rps) = args.rps {
+        scenario.load.rps = rps;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

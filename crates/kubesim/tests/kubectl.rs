@@ -434,3 +434,37 @@ fn https_with_the_ca_in_the_kubeconfig() {
     let out = sim.ok(&["top", "nodes", "--no-headers"]);
     assert_eq!(out.lines().count(), 3, "{out}");
 }
+
+/// Pod names of a 3-replica deployment on a fresh kubesim.
+fn pod_names(extra: &[&str]) -> Vec<String> {
+    let sim = Sim::start("tiny.yaml", extra);
+    let app = sim.dir.path().join("app.yaml");
+    std::fs::write(&app, APP).unwrap();
+    sim.ok(&["apply", "--server-side", "-f", app.to_str().unwrap()]);
+    sim.ok(&[
+        "rollout",
+        "status",
+        "-n",
+        "sample-app",
+        "deployment/nginx",
+        "--timeout=20s",
+    ]);
+    let out = sim.ok(&["get", "pods", "-n", "sample-app", "-o", "name"]);
+    out.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn runs_are_reproducible_and_seed_makes_another_repetition() {
+    let first = pod_names(&[]);
+    assert_eq!(first.len(), 4);
+    assert_eq!(
+        pod_names(&[]),
+        first,
+        "the same scenario and requests give the same names"
+    );
+    assert_ne!(
+        pod_names(&["--seed", "2"]),
+        first,
+        "another seed, other names"
+    );
+}

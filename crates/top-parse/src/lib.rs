@@ -141,6 +141,10 @@ pub struct Args {
     #[arg(long, requires = "from_cluster", conflicts_with_all = ["containers", "all_namespaces", "namespace"])]
     pub nodes: bool,
 
+    /// Only pods (or nodes) with these labels, as `kubectl top -l` [--from-cluster].
+    #[arg(short = 'l', long, value_name = "SELECTOR", requires = "from_cluster")]
+    pub selector: Option<String>,
+
     /// Time between samples [--from-cluster].
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration_arg, requires = "from_cluster")]
     pub interval: std::time::Duration,
@@ -452,6 +456,7 @@ pub fn run(args: Args) -> Result<()> {
             all_namespaces: args.all_namespaces,
             containers: args.containers,
             nodes: args.nodes,
+            selector: args.selector,
             interval: args.interval,
             samples: match (args.samples, args.duration) {
                 (Some(n), _) => n,

@@ -22,6 +22,8 @@ pub struct LiveOptions {
     pub all_namespaces: bool,
     pub containers: bool,
     pub nodes: bool,
+    /// A label selector, as `kubectl top -l`.
+    pub selector: Option<String>,
     pub interval: Duration,
     pub samples: u64,
     pub run: String,
@@ -76,10 +78,19 @@ async fn client(opts: &LiveOptions) -> Result<(kube::Client, String, String)> {
     Ok((client, server, namespace))
 }
 
-async fn get(client: &kube::Client, server: &str, path: &str) -> Result<String> {
-    let request = http::Request::get(path)
-        .body(Vec::new())
-        .map_err(|e| cluster_error(format!("bad request path {path}"), e))?;
+async fn get(
+    client: &kube::Client,
+    server: &str,
+    path: &str,
+    selector: Option<&str>,
+) -> Result<String> {
+    let mut params = kube::api::ListParams::default();
+    if let Some(s) = selector {
+        params = params.labels(s);
+    }
+    let request = kube::core::Request::new(path)
+        .list(&params)
+        .map_err(|e| cluster_error(format!("bad request for {path}"), e))?;
     client.request_text(request).await.map_err(|e| match &e {
         kube::Error::Api(status)
             if status.code == 404 && path.starts_with("/apis/metrics.k8s.io") =>
@@ -97,7 +108,7 @@ async fn allocatable(
     client: &kube::Client,
     server: &str,
 ) -> Result<BTreeMap<String, (i128, i128)>> {
-    let text = get(client, server, "/api/v1/nodes").await?;
+    let text = get(client, server, "/api/v1/nodes", None).await?;
     let list: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| cluster_error(format!("{server}: the node list is not JSON"), e))?;
     let mut out = BTreeMap::new();
@@ -242,7 +253,7 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                     break;
                 }
             }
-            let json = get(&client, &server, &path).await?;
+            let json = get(&client, &server, &path, opts.selector.as_deref()).await?;
             let source = format!("{server}{path}");
             let mut previous = std::mem::take(&mut seen);
             let mut fresh = |key: (String, String, Option<Timestamp>)| {
@@ -350,6 +361,7 @@ mod tests {
             all_namespaces: false,
             containers: false,
             nodes: false,
+            selector: None,
             interval: Duration::from_secs(1),
             samples: 1,
             run: "r".to_owned(),

@@ -170,6 +170,35 @@ fn the_context_decides_the_cluster_and_namespace() {
             .all(|r| r.namespace.is_none() && r.container.is_none())
     );
 
+    // A label selector, as kubectl top -l: the nginx pods match, nothing else does.
+    let selected = dir.path().join("selected.csv");
+    for (selector, want) in [("app=nginx", 2), ("app in (other)", 0)] {
+        let result = top_parse(&[
+            "--from-cluster",
+            "--kubeconfig",
+            k,
+            "--context",
+            "kubesim",
+            "-A",
+            "-l",
+            selector,
+            "-o",
+            selected.to_str().unwrap(),
+        ]);
+        assert!(
+            result.status.success(),
+            "{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        assert_eq!(
+            read_pod_csv(std::fs::File::open(&selected).unwrap())
+                .unwrap()
+                .len(),
+            want,
+            "{selector}"
+        );
+    }
+
     // Without --context, the dead cluster: a clear error, exit 1, and no output file.
     let out2 = dir.path().join("none.csv");
     let result = top_parse(&[
