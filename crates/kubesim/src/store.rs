@@ -416,6 +416,24 @@ impl Store {
             key.1.clone(),
             Arc::clone(&gone),
         );
+        // Deleting a CRD deletes every object of its kind, as the API server does.
+        if gone["kind"] == "CustomResourceDefinition" {
+            let group = gone["spec"]["group"].as_str().unwrap_or_default();
+            let plural = gone
+                .pointer("/spec/names/plural")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let store_name = format!("{group}/{plural}");
+            let instances: Vec<Key> = self
+                .objects
+                .keys()
+                .filter(|(r, _, _)| *r == store_name)
+                .cloned()
+                .collect();
+            for k in instances {
+                self.remove(&k);
+            }
+        }
         gone
     }
 
@@ -572,6 +590,33 @@ mod tests {
             .unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].value()["metadata"]["name"], "b");
+    }
+
+    #[test]
+    fn deleting_a_crd_deletes_its_objects() {
+        let mut s = store();
+        let crds = s
+            .registry
+            .by_path("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .unwrap()
+            .clone();
+        let crd = json!({"metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com", "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets"}, "versions": [{"name": "v1", "served": true}]}});
+        s.create(&crds, "", crd.clone()).unwrap();
+        let widgets = s
+            .registry
+            .by_path("example.com", "v1", "widgets")
+            .unwrap()
+            .clone();
+        s.create(&widgets, "default", json!({"metadata": {"name": "w"}}))
+            .unwrap();
+        s.delete(&crds, "", "widgets.example.com", false).unwrap();
+        assert!(s.registry.by_path("example.com", "v1", "widgets").is_none());
+        s.create(&crds, "", crd).unwrap();
+        assert!(
+            s.list(&widgets, None).is_empty(),
+            "a recreated CRD starts empty"
+        );
     }
 
     #[test]
