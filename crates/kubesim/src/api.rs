@@ -585,6 +585,7 @@ fn replace_object(
         strip_status_for_main(&target.rt, Some(&old), &mut object);
         object
     };
+    crate::sim::workload_defaults(&target.rt.kind, &mut new);
     apply::record_update(
         Some(&old),
         &mut new,
@@ -646,6 +647,8 @@ fn patch_object(
             &now,
         )
         .map_err(|conflicts| ApiError::apply_conflict(&rt.group, &rt.plural, &name, &conflicts))?;
+        let mut merged = merged;
+        crate::sim::workload_defaults(&rt.kind, &mut merged);
         let stored = match current {
             Some(old) => {
                 let expected = config["metadata"]["resourceVersion"]
@@ -697,6 +700,7 @@ fn patch_object(
         .pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    crate::sim::workload_defaults(&rt.kind, &mut new);
     apply::record_update(Some(&old), &mut new, manager, &api_version, &now);
     let stored = store.replace(rt, &ns, &name, new, expected.as_deref())?;
     Ok(json_response(StatusCode::OK, &stored))

@@ -231,11 +231,43 @@ pub fn admit(
             pod_defaults(&mut object);
         }
         (_, "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job") => {
+            workload_defaults(&t.kind, &mut object);
             object["status"] = json!({});
         }
         _ => {}
     }
     object
+}
+
+/// The API server's defaults for workload specs that clients read back: `kubectl rollout status`
+/// refuses a daemon set or stateful set without a RollingUpdate strategy, for one. Applied on
+/// create and on every update, as the API server defaults both.
+pub fn workload_defaults(kind: &str, object: &mut Value) {
+    let Some(spec) = object.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
+    let defaults = match kind {
+        "Deployment" => json!({
+            "replicas": 1, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600,
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
+        }),
+        "ReplicaSet" => json!({"replicas": 1}),
+        "StatefulSet" => json!({
+            "replicas": 1, "revisionHistoryLimit": 10, "podManagementPolicy": "OrderedReady",
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+        }),
+        "DaemonSet" => json!({
+            "revisionHistoryLimit": 10,
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+        }),
+        "Job" => json!({"backoffLimit": 6, "completionMode": "NonIndexed", "suspend": false}),
+        _ => return,
+    };
+    if let (Some(spec), Some(defaults)) = (spec.as_object_mut(), defaults.as_object()) {
+        for (key, value) in defaults {
+            spec.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
 }
 
 fn pod_defaults(pod: &mut Value) {
@@ -970,8 +1002,10 @@ impl Simulator {
             let ready = i64::try_from(pods.iter().filter(|p| pod_ready(p)).count()).unwrap_or(0);
             let total = i64::try_from(pods.len()).unwrap_or(0);
             let mut new = (*sts).clone();
+            let revision = format!("{name}-{}", template_hash(&sts["spec"]["template"]));
             new["status"] = json!({"replicas": total, "readyReplicas": ready, "availableReplicas": ready,
-                "currentReplicas": total, "updatedReplicas": total, "observedGeneration": sts["metadata"]["generation"]});
+                "currentReplicas": total, "updatedReplicas": total, "observedGeneration": sts["metadata"]["generation"],
+                "currentRevision": revision, "updateRevision": revision});
             changed |= Self::write(store, &self.types.statefulsets, &sts, new);
         }
         changed

@@ -468,3 +468,69 @@ fn runs_are_reproducible_and_seed_makes_another_repetition() {
         "another seed, other names"
     );
 }
+
+const WORKLOADS: &str = "
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: default}
+spec:
+  replicas: 3
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: db, image: 'postgres:16'}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: default}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: 'busybox:1.36'}]}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: once, namespace: default}
+spec:
+  template:
+    spec: {restartPolicy: Never, containers: [{name: c, image: 'busybox:1.36'}]}
+";
+
+#[test]
+fn stateful_sets_daemon_sets_and_jobs_roll_out() {
+    let sim = Sim::start("tiny.yaml", &[]);
+    let manifest = sim.dir.path().join("workloads.yaml");
+    std::fs::write(&manifest, WORKLOADS).unwrap();
+    sim.ok(&["apply", "--server-side", "-f", manifest.to_str().unwrap()]);
+    // rollout status needs the RollingUpdate strategies the API server defaults.
+    let out = sim.ok(&["rollout", "status", "statefulset/db", "--timeout=20s"]);
+    assert!(out.contains("3 new pods have been updated"), "{out}");
+    let out = sim.ok(&["rollout", "status", "daemonset/agent", "--timeout=20s"]);
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let out = sim.ok(&[
+        "wait",
+        "--for=condition=complete",
+        "job/once",
+        "--timeout=20s",
+    ]);
+    assert!(out.contains("condition met"), "{out}");
+    // Stateful pods are named by ordinal; the daemon set covers the two untainted workers.
+    let pods = sim.ok(&[
+        "get",
+        "pods",
+        "--no-headers",
+        "-o",
+        "custom-columns=NAME:.metadata.name",
+    ]);
+    let names: Vec<&str> = pods.lines().collect();
+    for n in ["db-0", "db-1", "db-2"] {
+        assert!(names.contains(&n), "{pods}");
+    }
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("agent-")).count(),
+        2,
+        "{pods}"
+    );
+}
