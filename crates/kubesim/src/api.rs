@@ -302,7 +302,9 @@ async fn route(ctx: &Context, request: Request<Incoming>) -> Result<Response<Bod
     if query.contains_key("dryRun") {
         return Err(ApiError::bad_request("dryRun is not supported by kubesim"));
     }
-    if target.rt.computed && method != Method::GET {
+    if target.rt.computed && method != Method::GET
+        || target.rt.is_review() && method != Method::POST
+    {
         return Err(ApiError::method_not_allowed());
     }
     if target.sub.as_deref() == Some("scale") {
@@ -546,12 +548,35 @@ fn create_object(
     }
     let mut object = parse_body(body, content_type, &target.rt)?;
     check_identity(&mut object, target, false)?;
+    if target.rt.is_review() {
+        return Ok(json_response(
+            StatusCode::CREATED,
+            &review(&target.rt, object),
+        ));
+    }
     let now = now_rfc3339();
     apply::record_update(None, &mut object, manager, &target.rt.api_version(), &now);
     let created = ctx
         .cluster
         .create(&target.rt, &namespace_of(target), object)?;
     Ok(json_response(StatusCode::CREATED, &created))
+}
+
+/// The answer to an access or identity review: kubesim has no authorization, so everything
+/// is allowed, and everyone is the kubeconfig's user.
+fn review(rt: &ResourceType, mut object: Value) -> Value {
+    object["apiVersion"] = rt.api_version().into();
+    object["kind"] = rt.kind.clone().into();
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
+    }
+    object["metadata"]["creationTimestamp"] = now_rfc3339().into();
+    object["status"] = if rt.kind == "SelfSubjectReview" {
+        json!({"userInfo": {"username": "kubesim", "groups": ["system:masters", "system:authenticated"]}})
+    } else {
+        json!({"allowed": true, "reason": "kubesim authorizes every request"})
+    };
+    object
 }
 
 fn replace_object(

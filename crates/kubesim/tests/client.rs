@@ -322,3 +322,37 @@ async fn kube_rs_verifies_the_https_server() {
     );
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_reviews_allow_everything() {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+    };
+    let (server, client) = start().await;
+    let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some("create".to_owned()),
+                resource: Some("deployments".to_owned()),
+                group: Some("apps".to_owned()),
+                namespace: Some("sample-app".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answer = reviews
+        .create(&PostParams::default(), &review)
+        .await
+        .unwrap();
+    assert!(answer.status.unwrap().allowed);
+    // Reviews are answered, never stored: listing them is not allowed.
+    let err = reviews.list(&ListParams::default()).await.unwrap_err();
+    let kube::Error::Api(s) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(s.code, 405);
+    server.shutdown().await;
+}
