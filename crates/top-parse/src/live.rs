@@ -3,6 +3,7 @@
 //! and full precision (nanocores, bytes) instead of kubectl's rounding.
 
 use std::collections::{BTreeMap, HashSet};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -243,12 +244,28 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut seen: HashSet<(String, String, Option<Timestamp>)> = HashSet::new();
         let mut repeated = 0u64;
+        let mut written = 0u64;
+        // A long sampling run shows where it is, on a terminal only.
+        let progress = (opts.samples > 1 && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(opts.samples);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} sample {pos}/{len} every {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar.set_message(format!("{:?}, 0 rows", opts.interval));
+            bar.enable_steady_tick(Duration::from_millis(250));
+            bar
+        });
+        let every = format!("{:?}", opts.interval);
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         for n in 0..opts.samples {
             tokio::select! {
                 _ = ticks.tick() => {}
                 _ = &mut ctrl_c => {
+                    if let Some(bar) = &progress {
+                        bar.finish_and_clear();
+                    }
                     tracing::warn!("interrupted after {n} samples; writing those");
                     break;
                 }
@@ -277,6 +294,7 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                         if !fresh(key) {
                             continue;
                         }
+                        written += 1;
                         sink.row(Row::Pod(PodUsageRow {
                             run: r.run.as_str(),
                             timestamp: r.timestamp,
@@ -305,6 +323,7 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                                 }
                                 _ => (None, None),
                             };
+                        written += 1;
                         sink.row(Row::Node(NodeUsageRow {
                             run: r.run.as_str(),
                             timestamp: r.timestamp,
@@ -317,6 +336,13 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                     }
                 }
             }
+            if let Some(bar) = &progress {
+                bar.set_message(format!("{every}, {written} rows"));
+                bar.inc(1);
+            }
+        }
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
         }
         if repeated > 0 {
             tracing::warn!(
