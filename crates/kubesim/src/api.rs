@@ -248,30 +248,26 @@ async fn route(ctx: &Context, request: Request<Incoming>) -> Result<Response<Bod
             },
         }
     };
-    let query = query_map(request.uri().query());
-    let headers = request.headers().clone();
-    let method = request.method().clone();
+    let (parts, body) = request.into_parts();
+    let (query, headers, method) = (query_map(parts.uri.query()), parts.headers, parts.method);
     let body = if matches!(
         method,
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {
-        let collected = Limited::new(request.into_body(), MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ApiError {
-                        code: 413,
-                        reason: "RequestEntityTooLarge",
-                        message: "the request is too large".to_owned(),
-                        details: None,
-                    }
-                } else {
-                    ApiError::bad_request(format!("cannot read the request body: {e}"))
+        let collected = Limited::new(body, MAX_BODY).collect().await.map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError {
+                    code: 413,
+                    reason: "RequestEntityTooLarge",
+                    message: "the request is too large".to_owned(),
+                    details: None,
                 }
-            })?;
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?;
         collected.to_bytes()
     } else {
         Bytes::new()
@@ -367,15 +363,7 @@ pub(crate) fn scalable(rt: &ResourceType) -> bool {
 
 /// The `autoscaling/v1` `Scale` of an object.
 fn scale_of(object: &Value) -> Value {
-    let selector = object["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = crate::selector::labels_text(&object["spec"]["selector"]["matchLabels"]);
     let meta = &object["metadata"];
     json!({
         "kind": "Scale",
@@ -835,11 +823,7 @@ fn delete_collection(
     target: &Target,
     query: &HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
-    let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-    let fields = FieldSelector::parse(
-        query.get("fieldSelector").map_or("", String::as_str),
-        &target.rt.kind,
-    )?;
+    let (labels, fields) = selectors(query, &target.rt.kind)?;
     let mut store = ctx.cluster.lock();
     let victims: Vec<Arc<Value>> = store
         .list(&target.rt, target.namespace.as_deref())
@@ -904,6 +888,18 @@ fn get_object(
     Ok(json_response(StatusCode::OK, &object))
 }
 
+/// The request's `labelSelector` and `fieldSelector` (empty when absent).
+fn selectors(
+    query: &HashMap<String, String>,
+    kind: &str,
+) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let param = |name: &str| query.get(name).map_or("", String::as_str);
+    Ok((
+        LabelSelector::parse(param("labelSelector"))?,
+        FieldSelector::parse(param("fieldSelector"), kind)?,
+    ))
+}
+
 fn parse_rv(query: &HashMap<String, String>) -> Result<Option<u64>, ApiError> {
     match query.get("resourceVersion").map(String::as_str) {
         None | Some("") => Ok(None),
@@ -921,11 +917,7 @@ fn list_objects(
     query: &HashMap<String, String>,
     accept: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-    let fields = FieldSelector::parse(
-        query.get("fieldSelector").map_or("", String::as_str),
-        &target.rt.kind,
-    )?;
+    let (labels, fields) = selectors(query, &target.rt.kind)?;
     let rv = parse_rv(query)?;
     let store = ctx.cluster.lock();
     if let Some(rv) = rv
@@ -1067,11 +1059,7 @@ fn watch_objects(
     target: &Target,
     query: &HashMap<String, String>,
 ) -> Result<Response<Body>, ApiError> {
-    let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
-    let fields = FieldSelector::parse(
-        query.get("fieldSelector").map_or("", String::as_str),
-        &target.rt.kind,
-    )?;
+    let (labels, fields) = selectors(query, &target.rt.kind)?;
     let rv = parse_rv(query)?;
     let send_initial = query.get("sendInitialEvents").is_some_and(|v| v == "true");
     let bookmarks = query

@@ -1,8 +1,6 @@
 //! Discovery (`/version`, `/api`, `/apis`, group versions) and the OpenAPI v3 documents kubectl
 //! reads to learn that the server validates fields itself.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     APIGroup, APIGroupList, APIResource, APIResourceList, APIVersions, GroupVersionForDiscovery,
     ServerAddressByClientCIDR,
@@ -166,11 +164,12 @@ pub(crate) fn openapi_index(registry: &Registry) -> Value {
             continue;
         }
         seen.push(path.clone());
-        let mut h = DefaultHasher::new();
-        registry
+        let plurals: Vec<&[u8]> = registry
             .in_group_version(&t.group, &t.version)
-            .for_each(|r| r.plural.hash(&mut h));
-        paths.insert(path.clone(), json!({"serverRelativeURL": format!("/{path}?hash={:016X}", h.finish()).replacen("/", "/openapi/v3/", 1)}));
+            .map(|r| r.plural.as_bytes())
+            .collect();
+        let hash = crate::store::fnv1a(&plurals);
+        paths.insert(path.clone(), json!({"serverRelativeURL": format!("/{path}?hash={:016X}", hash).replacen("/", "/openapi/v3/", 1)}));
     }
     json!({"paths": paths})
 }

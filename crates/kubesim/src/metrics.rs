@@ -1,7 +1,7 @@
 //! `metrics.k8s.io/v1beta1`: usage per container from the scenario's models, changing once per
 //! metrics window as metrics-server's does, and node usage as its pods plus the node overhead.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::{Value, json};
 
 use crate::scenario::{Scenario, Usage};
+use crate::store::{fnv1a, rfc3339};
 
 /// The end of the current metrics window, and its index since the epoch.
 pub fn window_end(window: Duration, now: jiff::Timestamp) -> (jiff::Timestamp, i64) {
@@ -19,12 +20,12 @@ pub fn window_end(window: Duration, now: jiff::Timestamp) -> (jiff::Timestamp, i
     (end, index)
 }
 
+/// A generator for one thing in one window, from a hash that is stable across Rust releases.
 fn draw(seed: u64, parts: &[&str], index: i64) -> StdRng {
-    let mut h = DefaultHasher::new();
-    seed.hash(&mut h);
-    parts.hash(&mut h);
-    index.hash(&mut h);
-    StdRng::seed_from_u64(h.finish())
+    let (seed, index) = (seed.to_le_bytes(), index.to_le_bytes());
+    let mut all: Vec<&[u8]> = vec![&seed, &index];
+    all.extend(parts.iter().map(|p| p.as_bytes()));
+    StdRng::seed_from_u64(fnv1a(&all))
 }
 
 /// `value ± jitter`, uniformly, never below zero.
@@ -99,36 +100,65 @@ fn started_by(pod: &Value, end: jiff::Timestamp) -> bool {
             })
 }
 
+/// Each container's name, CPU (nanocores) and memory (bytes) in window `index`.
+fn pod_usage<'p>(scenario: &Scenario, pod: &'p Value, index: i64) -> Vec<(&'p str, i128, i128)> {
+    let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
+    let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
+    pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap_or_default();
+            let (cpu, memory) = container_usage(scenario, ns, uid, name, index);
+            (name, cpu, memory)
+        })
+        .collect()
+}
+
+/// What every metrics object of one answer shares: window end and index, the `window`
+/// field, and the timestamps as text.
+struct Window {
+    index: i64,
+    end: jiff::Timestamp,
+    window: String,
+    timestamp: String,
+    created: String,
+}
+
+impl Window {
+    fn at(scenario: &Scenario, now: jiff::Timestamp) -> Window {
+        let (end, index) = window_end(scenario.metrics_window, now);
+        Window {
+            index,
+            end,
+            window: format!("{}s", scenario.metrics_window.as_secs_f64()),
+            timestamp: rfc3339(end),
+            created: rfc3339(now),
+        }
+    }
+}
+
 /// A `PodMetrics` for each running pod that had started by the window's end (younger pods have
 /// no metrics yet, as with metrics-server).
 pub fn pod_metrics(scenario: &Scenario, pods: &[Arc<Value>], now: jiff::Timestamp) -> Vec<Value> {
-    let (end, index) = window_end(scenario.metrics_window, now);
-    let window = format!("{}s", scenario.metrics_window.as_secs_f64());
+    let w = Window::at(scenario, now);
     pods.iter()
-        .filter(|p| started_by(p, end))
+        .filter(|p| started_by(p, w.end))
         .map(|pod| {
-            let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
-            let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
-            let containers: Vec<Value> = pod["spec"]["containers"]
-                .as_array()
-                .map(|cs| {
-                    cs.iter()
-                        .map(|c| {
-                            let name = c["name"].as_str().unwrap_or_default();
-                            let (cpu, memory) = container_usage(scenario, ns, uid, name, index);
-                            json!({"name": name, "usage": {"cpu": cpu_text(cpu), "memory": memory_text(memory)}})
-                        })
-                        .collect()
+            let containers: Vec<Value> = pod_usage(scenario, pod, w.index)
+                .into_iter()
+                .map(|(name, cpu, memory)| {
+                    json!({"name": name, "usage": {"cpu": cpu_text(cpu), "memory": memory_text(memory)}})
                 })
-                .unwrap_or_default();
+                .collect();
             json!({
                 "kind": "PodMetrics",
                 "apiVersion": "metrics.k8s.io/v1beta1",
-                "metadata": {"name": pod["metadata"]["name"], "namespace": ns,
-                    "creationTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                    "labels": pod["metadata"]["labels"]},
-                "timestamp": end.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "window": window,
+                "metadata": {"name": pod["metadata"]["name"], "namespace": pod["metadata"]["namespace"],
+                    "creationTimestamp": w.created, "labels": pod["metadata"]["labels"]},
+                "timestamp": w.timestamp,
+                "window": w.window,
                 "containers": containers,
             })
         })
@@ -142,30 +172,32 @@ pub fn node_metrics(
     pods: &[Arc<Value>],
     now: jiff::Timestamp,
 ) -> Vec<Value> {
-    let (end, index) = window_end(scenario.metrics_window, now);
-    let window = format!("{}s", scenario.metrics_window.as_secs_f64());
+    let w = Window::at(scenario, now);
+    // Pod usage summed per node in one pass over the pods.
+    let mut per_node: HashMap<&str, (i128, i128)> = HashMap::new();
+    for pod in pods.iter().filter(|p| started_by(p, w.end)) {
+        let Some(node) = pod["spec"]["nodeName"].as_str() else {
+            continue;
+        };
+        let total = per_node.entry(node).or_default();
+        for (_, cpu, memory) in pod_usage(scenario, pod, w.index) {
+            total.0 += cpu;
+            total.1 += memory;
+        }
+    }
     nodes
         .iter()
         .map(|node| {
             let name = node["metadata"]["name"].as_str().unwrap_or_default();
-            let (mut cpu, mut memory) = node_overhead(scenario, name, index);
-            for pod in pods.iter().filter(|p| p["spec"]["nodeName"] == name && started_by(p, end)) {
-                let ns = pod["metadata"]["namespace"].as_str().unwrap_or_default();
-                let uid = pod["metadata"]["uid"].as_str().unwrap_or_default();
-                for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
-                    let (c_cpu, c_mem) = container_usage(scenario, ns, uid, c["name"].as_str().unwrap_or_default(), index);
-                    cpu += c_cpu;
-                    memory += c_mem;
-                }
-            }
+            let (overhead_cpu, overhead_memory) = node_overhead(scenario, name, w.index);
+            let (cpu, memory) = per_node.get(name).copied().unwrap_or_default();
             json!({
                 "kind": "NodeMetrics",
                 "apiVersion": "metrics.k8s.io/v1beta1",
-                "metadata": {"name": name, "creationTimestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                    "labels": node["metadata"]["labels"]},
-                "timestamp": end.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                "window": window,
-                "usage": {"cpu": cpu_text(cpu), "memory": memory_text(memory)},
+                "metadata": {"name": name, "creationTimestamp": w.created, "labels": node["metadata"]["labels"]},
+                "timestamp": w.timestamp,
+                "window": w.window,
+                "usage": {"cpu": cpu_text(cpu + overhead_cpu), "memory": memory_text(memory + overhead_memory)},
             })
         })
         .collect()

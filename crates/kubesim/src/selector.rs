@@ -86,6 +86,20 @@ impl LabelSelector {
     }
 }
 
+/// A label map as selector text, `k1=v1,k2=v2` ("" for none): how `Scale.status.selector` and
+/// kubectl's NODE SELECTOR column print one.
+pub fn labels_text(labels: &Value) -> String {
+    labels
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
 /// Whether a `matchLabels`/`matchExpressions` selector object (as in a Deployment's
 /// `spec.selector`) matches a set of labels.
 pub fn label_selector_object_matches(selector: &Value, labels: &Value) -> bool {

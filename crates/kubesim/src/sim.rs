@@ -15,7 +15,7 @@ use crate::resources::ResourceType;
 use crate::scenario::{Delay, Scenario};
 use crate::selector::label_selector_object_matches;
 use crate::status::ApiError;
-use crate::store::{Store, now_rfc3339};
+use crate::store::{NAME_ALPHABET, Store, fnv1a, now_rfc3339};
 
 /// The shared state: the store and the scenario that drives it.
 #[derive(Debug)]
@@ -482,6 +482,8 @@ fn inject_istio(pod: &mut Value, image: &str) {
     meta["labels"]["service.istio.io/canonical-revision"] = "latest".into();
 }
 
+type PodsByOwner = HashMap<String, Vec<Arc<Value>>>;
+
 /// A pod's planned life, drawn once when the simulator first sees it.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -581,16 +583,12 @@ fn pod_ready(pod: &Value) -> bool {
     })
 }
 
-/// FNV-1a, printed with the alphabet pod-template-hash uses.
+/// A pod-template hash: FNV-1a of the template, printed in the name alphabet.
 fn template_hash(template: &Value) -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in template.to_string().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = fnv1a(&[template.to_string().as_bytes()]);
+    let n = NAME_ALPHABET.len() as u64;
     (0..10)
-        .map(|i| char::from(ALPHABET[usize::try_from((h >> (i * 6)) % 27).unwrap_or(0)]))
+        .map(|i| char::from(NAME_ALPHABET[usize::try_from((h >> (i * 6)) % n).unwrap_or(0)]))
         .collect()
 }
 
@@ -676,10 +674,13 @@ impl Simulator {
         for _ in 0..16 {
             let mut changed = false;
             changed |= self.deployments(&mut store);
-            changed |= self.replica_sets(&mut store);
-            changed |= self.stateful_sets(&mut store);
-            changed |= self.daemon_sets(&mut store);
-            changed |= self.jobs(&mut store);
+            // One index for the four pod-owning controllers: each creates and deletes only pods
+            // of its own owners, so what one changes does not stale another's part of it.
+            let by_owner = self.pods_by_owner(&store);
+            changed |= self.replica_sets(&mut store, &by_owner);
+            changed |= self.stateful_sets(&mut store, &by_owner);
+            changed |= self.daemon_sets(&mut store, &by_owner);
+            changed |= self.jobs(&mut store, &by_owner);
             changed |= self.pods(&mut store, now);
             if !changed {
                 break;
@@ -772,8 +773,8 @@ impl Simulator {
     }
 
     /// Pods by their controlling owner's uid.
-    fn pods_by_owner(&self, store: &Store) -> HashMap<String, Vec<Arc<Value>>> {
-        let mut map: HashMap<String, Vec<Arc<Value>>> = HashMap::new();
+    fn pods_by_owner(&self, store: &Store) -> PodsByOwner {
+        let mut map = PodsByOwner::new();
         for pod in store.list(&self.types.pods, None) {
             if let Some(uid) = owner_uid(&pod) {
                 map.entry(uid.to_owned())
@@ -867,17 +868,16 @@ impl Simulator {
                 "availableReplicas": available,
                 "unavailableReplicas": (want - available).max(0),
             });
-            for field in [
-                "replicas",
-                "updatedReplicas",
-                "readyReplicas",
-                "availableReplicas",
-                "unavailableReplicas",
-            ] {
-                if status[field] == 0 {
-                    status.as_object_mut().map(|m| m.remove(field));
-                }
-            }
+            drop_zeros(
+                &mut status,
+                &[
+                    "replicas",
+                    "updatedReplicas",
+                    "readyReplicas",
+                    "availableReplicas",
+                    "unavailableReplicas",
+                ],
+            );
             let old_conditions = d["status"]["conditions"].clone();
             let available_cond = if available >= want - max_unavailable {
                 (
@@ -932,9 +932,8 @@ impl Simulator {
         changed
     }
 
-    fn replica_sets(&mut self, store: &mut Store) -> bool {
+    fn replica_sets(&mut self, store: &mut Store, by_owner: &PodsByOwner) -> bool {
         let mut changed = false;
-        let by_owner = self.pods_by_owner(store);
         for rs in store.list(&self.types.replicasets, None) {
             let uid = str_of(&rs, "/metadata/uid");
             let mut pods = by_owner.get(uid).cloned().unwrap_or_default();
@@ -971,11 +970,10 @@ impl Simulator {
             let total = i64::try_from(pods.len() + created).unwrap_or(0);
             let mut status = json!({"replicas": total, "fullyLabeledReplicas": total, "readyReplicas": ready,
                 "availableReplicas": ready, "observedGeneration": rs["metadata"]["generation"]});
-            for field in ["fullyLabeledReplicas", "readyReplicas", "availableReplicas"] {
-                if status[field] == 0 {
-                    status.as_object_mut().map(|m| m.remove(field));
-                }
-            }
+            drop_zeros(
+                &mut status,
+                &["fullyLabeledReplicas", "readyReplicas", "availableReplicas"],
+            );
             let mut new = (*rs).clone();
             new["status"] = status;
             changed |= Self::write(store, &self.types.replicasets, &rs, new);
@@ -983,9 +981,8 @@ impl Simulator {
         changed
     }
 
-    fn stateful_sets(&mut self, store: &mut Store) -> bool {
+    fn stateful_sets(&mut self, store: &mut Store, by_owner: &PodsByOwner) -> bool {
         let mut changed = false;
-        let by_owner = self.pods_by_owner(store);
         for sts in store.list(&self.types.statefulsets, None) {
             let uid = str_of(&sts, "/metadata/uid");
             let name = str_of(&sts, "/metadata/name").to_owned();
@@ -1011,9 +1008,8 @@ impl Simulator {
         changed
     }
 
-    fn daemon_sets(&mut self, store: &mut Store) -> bool {
+    fn daemon_sets(&mut self, store: &mut Store, by_owner: &PodsByOwner) -> bool {
         let mut changed = false;
-        let by_owner = self.pods_by_owner(store);
         let nodes = store.list(&self.types.nodes, None);
         for ds in store.list(&self.types.daemonsets, None) {
             let uid = str_of(&ds, "/metadata/uid");
@@ -1047,9 +1043,8 @@ impl Simulator {
         changed
     }
 
-    fn jobs(&mut self, store: &mut Store) -> bool {
+    fn jobs(&mut self, store: &mut Store, by_owner: &PodsByOwner) -> bool {
         let mut changed = false;
-        let by_owner = self.pods_by_owner(store);
         for job in store.list(&self.types.jobs, None) {
             let uid = str_of(&job, "/metadata/uid");
             let pods = by_owner.get(uid).cloned().unwrap_or_default();
@@ -1210,6 +1205,13 @@ impl Simulator {
             self.plans.insert(uid, plan);
         }
         changed
+    }
+}
+
+/// Removes the counts that are zero, as the API server omits them (`omitempty`).
+fn drop_zeros(status: &mut Value, fields: &[&str]) {
+    if let Some(map) = status.as_object_mut() {
+        map.retain(|k, v| !(fields.contains(&k.as_str()) && *v == 0));
     }
 }
 

@@ -166,10 +166,6 @@ impl ApiError {
         )
     }
 
-    pub fn not_acceptable() -> ApiError {
-        ApiError::new(406, "NotAcceptable", "only application/json is served")
-    }
-
     /// The `Status` object.
     pub fn to_status(&self) -> Status {
         Status {

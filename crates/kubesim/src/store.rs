@@ -68,11 +68,31 @@ pub struct Store {
     pub registry: Registry,
 }
 
+/// The characters of generated name suffixes and template hashes (Kubernetes' own: no
+/// vowels, no look-alikes).
+pub(crate) const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// FNV-1a over parts, each followed by a 0xff separator: a hash that, unlike std's
+/// `DefaultHasher`, is the same on every Rust release, so seeded runs stay reproducible.
+pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for &b in part.iter().chain(&[0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
 /// Now, as the API server writes times: RFC 3339 in UTC, whole seconds.
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    rfc3339(jiff::Timestamp::now())
+}
+
+/// A time as the API server writes times: RFC 3339 in UTC, whole seconds.
+pub fn rfc3339(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 fn meta_str<'a>(object: &'a Value, field: &str) -> &'a str {
@@ -102,9 +122,8 @@ impl Store {
 
     /// A lowercase alphanumeric suffix, as generateName and controllers use.
     pub fn random_suffix(&mut self, len: usize) -> String {
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
         (0..len)
-            .map(|_| char::from(ALPHABET[self.rng.random_range(0..ALPHABET.len())]))
+            .map(|_| char::from(NAME_ALPHABET[self.rng.random_range(0..NAME_ALPHABET.len())]))
             .collect()
     }
 
@@ -458,15 +477,6 @@ impl Store {
             .cloned()
             .collect();
         Ok((events, self.tx.subscribe()))
-    }
-
-    /// Every object of every kind (for the simulator's periodic work and RSS accounting).
-    pub fn len(&self) -> usize {
-        self.objects.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
     }
 }
 

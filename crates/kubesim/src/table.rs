@@ -121,88 +121,30 @@ fn pod_status_reason(pod: &Value) -> String {
     }
 }
 
-/// Columns and one row's cells for a kind.
+/// Columns for a kind: (name, type, priority); priority 1 shows only with `-o wide`.
+#[rustfmt::skip]
 fn columns(kind: &str) -> Vec<Value> {
-    match kind {
-        "Pod" => vec![
-            column("Name", "string", 0),
-            column("Ready", "string", 0),
-            column("Status", "string", 0),
-            column("Restarts", "string", 0),
-            column("Age", "string", 0),
-            column("IP", "string", 1),
-            column("Node", "string", 1),
-            column("Nominated Node", "string", 1),
-            column("Readiness Gates", "string", 1),
-        ],
-        "Node" => vec![
-            column("Name", "string", 0),
-            column("Status", "string", 0),
-            column("Roles", "string", 0),
-            column("Age", "string", 0),
-            column("Version", "string", 0),
-            column("Internal-IP", "string", 1),
-            column("External-IP", "string", 1),
-            column("OS-Image", "string", 1),
-            column("Kernel-Version", "string", 1),
-            column("Container-Runtime", "string", 1),
-        ],
-        "Deployment" => vec![
-            column("Name", "string", 0),
-            column("Ready", "string", 0),
-            column("Up-to-date", "integer", 0),
-            column("Available", "integer", 0),
-            column("Age", "string", 0),
-        ],
-        "ReplicaSet" => vec![
-            column("Name", "string", 0),
-            column("Desired", "integer", 0),
-            column("Current", "integer", 0),
-            column("Ready", "integer", 0),
-            column("Age", "string", 0),
-        ],
-        "DaemonSet" => vec![
-            column("Name", "string", 0),
-            column("Desired", "integer", 0),
-            column("Current", "integer", 0),
-            column("Ready", "integer", 0),
-            column("Up-to-date", "integer", 0),
-            column("Available", "integer", 0),
-            column("Node Selector", "string", 0),
-            column("Age", "string", 0),
-        ],
-        "StatefulSet" => vec![
-            column("Name", "string", 0),
-            column("Ready", "string", 0),
-            column("Age", "string", 0),
-        ],
-        "Job" => vec![
-            column("Name", "string", 0),
-            column("Status", "string", 0),
-            column("Completions", "string", 0),
-            column("Age", "string", 0),
-        ],
-        "Namespace" => vec![
-            column("Name", "string", 0),
-            column("Status", "string", 0),
-            column("Age", "string", 0),
-        ],
-        "Service" => vec![
-            column("Name", "string", 0),
-            column("Type", "string", 0),
-            column("Cluster-IP", "string", 0),
-            column("External-IP", "string", 0),
-            column("Port(s)", "string", 0),
-            column("Age", "string", 0),
-        ],
-        "APIService" => vec![
-            column("Name", "string", 0),
-            column("Service", "string", 0),
-            column("Available", "string", 0),
-            column("Age", "string", 0),
-        ],
-        _ => vec![column("Name", "string", 0), column("Age", "string", 0)],
-    }
+    let s = "string";
+    let i = "integer";
+    let spec: &[(&str, &str, i32)] = match kind {
+        "Pod" => &[("Name", s, 0), ("Ready", s, 0), ("Status", s, 0), ("Restarts", s, 0), ("Age", s, 0),
+            ("IP", s, 1), ("Node", s, 1), ("Nominated Node", s, 1), ("Readiness Gates", s, 1)],
+        "Node" => &[("Name", s, 0), ("Status", s, 0), ("Roles", s, 0), ("Age", s, 0), ("Version", s, 0),
+            ("Internal-IP", s, 1), ("External-IP", s, 1), ("OS-Image", s, 1), ("Kernel-Version", s, 1),
+            ("Container-Runtime", s, 1)],
+        "Deployment" => &[("Name", s, 0), ("Ready", s, 0), ("Up-to-date", i, 0), ("Available", i, 0), ("Age", s, 0)],
+        "ReplicaSet" => &[("Name", s, 0), ("Desired", i, 0), ("Current", i, 0), ("Ready", i, 0), ("Age", s, 0)],
+        "DaemonSet" => &[("Name", s, 0), ("Desired", i, 0), ("Current", i, 0), ("Ready", i, 0), ("Up-to-date", i, 0),
+            ("Available", i, 0), ("Node Selector", s, 0), ("Age", s, 0)],
+        "StatefulSet" => &[("Name", s, 0), ("Ready", s, 0), ("Age", s, 0)],
+        "Job" => &[("Name", s, 0), ("Status", s, 0), ("Completions", s, 0), ("Age", s, 0)],
+        "Namespace" => &[("Name", s, 0), ("Status", s, 0), ("Age", s, 0)],
+        "Service" => &[("Name", s, 0), ("Type", s, 0), ("Cluster-IP", s, 0), ("External-IP", s, 0),
+            ("Port(s)", s, 0), ("Age", s, 0)],
+        "APIService" => &[("Name", s, 0), ("Service", s, 0), ("Available", s, 0), ("Age", s, 0)],
+        _ => &[("Name", s, 0), ("Age", s, 0)],
+    };
+    spec.iter().map(|&(name, kind, priority)| column(name, kind, priority)).collect()
 }
 
 fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
@@ -297,16 +239,13 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             age(o, now).into(),
         ],
         "DaemonSet" => {
-            let selector = o["spec"]["template"]["spec"]["nodeSelector"]
-                .as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| "<none>".to_owned());
+            let selector =
+                crate::selector::labels_text(&o["spec"]["template"]["spec"]["nodeSelector"]);
+            let selector = if selector.is_empty() {
+                "<none>".to_owned()
+            } else {
+                selector
+            };
             vec![
                 name,
                 int(&s["desiredNumberScheduled"]).into(),

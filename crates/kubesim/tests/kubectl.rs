@@ -151,6 +151,21 @@ spec:
       - {name: nginx, image: 'nginx:1.27'}
 ";
 
+/// Applies APP (server-side) and waits for its rollout; returns what rollout status printed.
+fn deploy_app(sim: &Sim) -> String {
+    let app = sim.dir.path().join("app.yaml");
+    std::fs::write(&app, APP).unwrap();
+    sim.ok(&["apply", "--server-side", "-f", app.to_str().unwrap()]);
+    sim.ok(&[
+        "rollout",
+        "status",
+        "-n",
+        "sample-app",
+        "deployment/nginx",
+        "--timeout=20s",
+    ])
+}
+
 #[test]
 fn apply_rollout_wait_and_top_agree_with_the_scenario() {
     let sim = Sim::start("tiny.yaml", &[]);
@@ -169,17 +184,7 @@ fn apply_rollout_wait_and_top_agree_with_the_scenario() {
         "--timeout=20s",
     ]);
 
-    let app = sim.dir.path().join("app.yaml");
-    std::fs::write(&app, APP).unwrap();
-    sim.ok(&["apply", "--server-side", "-f", app.to_str().unwrap()]);
-    let out = sim.ok(&[
-        "rollout",
-        "status",
-        "-n",
-        "sample-app",
-        "deployment/nginx",
-        "--timeout=20s",
-    ]);
+    let out = deploy_app(&sim);
     assert!(out.contains("successfully rolled out"), "{out}");
     let out = sim.ok(&[
         "wait",
@@ -438,17 +443,7 @@ fn https_with_the_ca_in_the_kubeconfig() {
 /// Pod names of a 3-replica deployment on a fresh kubesim.
 fn pod_names(extra: &[&str]) -> Vec<String> {
     let sim = Sim::start("tiny.yaml", extra);
-    let app = sim.dir.path().join("app.yaml");
-    std::fs::write(&app, APP).unwrap();
-    sim.ok(&["apply", "--server-side", "-f", app.to_str().unwrap()]);
-    sim.ok(&[
-        "rollout",
-        "status",
-        "-n",
-        "sample-app",
-        "deployment/nginx",
-        "--timeout=20s",
-    ]);
+    deploy_app(&sim);
     let out = sim.ok(&["get", "pods", "-n", "sample-app", "-o", "name"]);
     out.lines().map(str::to_owned).collect()
 }

@@ -404,6 +404,17 @@ impl OutputSink {
     }
 }
 
+impl OutputSink {
+    /// Ends the output: the writer's closing bytes, then the atomic commit.
+    fn finish(self) -> Result<()> {
+        let writer = self.writer.expect("every input fixes the output's kind");
+        writer
+            .finish()
+            .and_then(Output::commit)
+            .map_err(Error::Write)
+    }
+}
+
 impl RowSink for OutputSink {
     fn row(&mut self, row: Row<'_>) -> Result<()> {
         let w = self.writer(row.kind())?;
@@ -467,17 +478,9 @@ pub fn run(args: Args) -> Result<()> {
         };
         sink.input = "the cluster".to_owned();
         let kind = live::sample(&opts, &mut sink)?;
-        let writer = match sink.writer {
-            Some(w) => w,
-            None => {
-                sink.writer(kind)?;
-                sink.writer.expect("made above")
-            }
-        };
-        return writer
-            .finish()
-            .and_then(Output::commit)
-            .map_err(Error::Write);
+        // A run with no rows still writes an output of its kind.
+        sink.writer(kind)?;
+        return sink.finish();
     }
     let mut skipped = 0;
     let inputs = if args.inputs.is_empty() {
@@ -506,9 +509,5 @@ pub fn run(args: Args) -> Result<()> {
     if skipped > 0 {
         tracing::warn!("skipped {skipped} bad lines (--skip-bad-lines)");
     }
-    let writer = sink.writer.expect("every input fixes the output's kind");
-    writer
-        .finish()
-        .and_then(Output::commit)
-        .map_err(Error::Write)
+    sink.finish()
 }
