@@ -714,6 +714,13 @@ impl Simulator {
             .min()
     }
 
+    /// Replaces an object's status, if it changed.
+    fn write_status(store: &mut Store, t: &ResourceType, old: &Value, status: Value) -> bool {
+        let mut new = old.clone();
+        new["status"] = status;
+        Self::write(store, t, old, new)
+    }
+
     fn write(store: &mut Store, t: &ResourceType, old: &Value, new: Value) -> bool {
         if *old == new {
             return false;
@@ -924,9 +931,7 @@ impl Simulator {
             if let Some(d_now) =
                 store.get(&self.types.deployments, &ns, str_of(&d, "/metadata/name"))
             {
-                let mut new = (*d_now).clone();
-                new["status"] = status;
-                changed |= Self::write(store, &self.types.deployments, &d_now, new);
+                changed |= Self::write_status(store, &self.types.deployments, &d_now, status);
             }
         }
         changed
@@ -966,7 +971,7 @@ impl Simulator {
                         .is_ok();
                 }
             }
-            let ready = i64::try_from(pods.iter().filter(|p| pod_ready(p)).count()).unwrap_or(0);
+            let ready = count(pods.iter().filter(|p| pod_ready(p)));
             let total = i64::try_from(pods.len() + created).unwrap_or(0);
             let mut status = json!({"replicas": total, "fullyLabeledReplicas": total, "readyReplicas": ready,
                 "availableReplicas": ready, "observedGeneration": rs["metadata"]["generation"]});
@@ -974,9 +979,7 @@ impl Simulator {
                 &mut status,
                 &["fullyLabeledReplicas", "readyReplicas", "availableReplicas"],
             );
-            let mut new = (*rs).clone();
-            new["status"] = status;
-            changed |= Self::write(store, &self.types.replicasets, &rs, new);
+            changed |= Self::write_status(store, &self.types.replicasets, &rs, status);
         }
         changed
     }
@@ -996,14 +999,13 @@ impl Simulator {
                     break; // OrderedReady: one at a time
                 }
             }
-            let ready = i64::try_from(pods.iter().filter(|p| pod_ready(p)).count()).unwrap_or(0);
-            let total = i64::try_from(pods.len()).unwrap_or(0);
-            let mut new = (*sts).clone();
+            let ready = count(pods.iter().filter(|p| pod_ready(p)));
+            let total = count(pods.iter());
             let revision = format!("{name}-{}", template_hash(&sts["spec"]["template"]));
-            new["status"] = json!({"replicas": total, "readyReplicas": ready, "availableReplicas": ready,
+            let status = json!({"replicas": total, "readyReplicas": ready, "availableReplicas": ready,
                 "currentReplicas": total, "updatedReplicas": total, "observedGeneration": sts["metadata"]["generation"],
                 "currentRevision": revision, "updateRevision": revision});
-            changed |= Self::write(store, &self.types.statefulsets, &sts, new);
+            changed |= Self::write_status(store, &self.types.statefulsets, &sts, status);
         }
         changed
     }
@@ -1028,17 +1030,16 @@ impl Simulator {
                     changed = true;
                 }
             }
-            let ready = i64::try_from(pods.iter().filter(|p| pod_ready(p)).count()).unwrap_or(0);
-            let desired = i64::try_from(eligible.len()).unwrap_or(0);
-            let scheduled = i64::try_from(pods.len()).unwrap_or(0);
-            let mut new = (*ds).clone();
-            new["status"] = json!({"desiredNumberScheduled": desired, "currentNumberScheduled": scheduled,
+            let ready = count(pods.iter().filter(|p| pod_ready(p)));
+            let desired = count(eligible.iter());
+            let scheduled = count(pods.iter());
+            let mut status = json!({"desiredNumberScheduled": desired, "currentNumberScheduled": scheduled,
                 "updatedNumberScheduled": scheduled, "numberReady": ready, "numberAvailable": ready,
                 "numberMisscheduled": 0, "observedGeneration": ds["metadata"]["generation"]});
             if desired > ready {
-                new["status"]["numberUnavailable"] = (desired - ready).into();
+                status["numberUnavailable"] = (desired - ready).into();
             }
-            changed |= Self::write(store, &self.types.daemonsets, &ds, new);
+            changed |= Self::write_status(store, &self.types.daemonsets, &ds, status);
         }
         changed
     }
@@ -1050,13 +1051,8 @@ impl Simulator {
             let pods = by_owner.get(uid).cloned().unwrap_or_default();
             let completions = job["spec"]["completions"].as_i64().unwrap_or(1);
             let parallelism = job["spec"]["parallelism"].as_i64().unwrap_or(1).max(1);
-            let succeeded = i64::try_from(
-                pods.iter()
-                    .filter(|p| p["status"]["phase"] == "Succeeded")
-                    .count(),
-            )
-            .unwrap_or(0);
-            let active = i64::try_from(pods.len()).unwrap_or(0) - succeeded;
+            let succeeded = count(pods.iter().filter(|p| p["status"]["phase"] == "Succeeded"));
+            let active = count(pods.iter()) - succeeded;
             let mut to_start = (completions - succeeded - active)
                 .min(parallelism - active)
                 .max(0);
@@ -1065,7 +1061,6 @@ impl Simulator {
                 changed = true;
                 to_start -= 1;
             }
-            let mut new = (*job).clone();
             let start = job["status"]["startTime"]
                 .as_str()
                 .map_or_else(now_rfc3339, str::to_owned);
@@ -1082,8 +1077,7 @@ impl Simulator {
                     {"type": "Complete", "status": "True", "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods", "lastProbeTime": done, "lastTransitionTime": done},
                 ]);
             }
-            new["status"] = status;
-            changed |= Self::write(store, &self.types.jobs, &job, new);
+            changed |= Self::write_status(store, &self.types.jobs, &job, status);
         }
         changed
     }
@@ -1206,6 +1200,11 @@ impl Simulator {
         }
         changed
     }
+}
+
+/// How many, as the API's integer counts.
+fn count<T>(items: impl Iterator<Item = T>) -> i64 {
+    i64::try_from(items.count()).unwrap_or(i64::MAX)
 }
 
 /// Removes the counts that are zero, as the API server omits them (`omitempty`).
