@@ -183,6 +183,9 @@ impl Server {
                     _ = accept_stop.changed() => break,
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
+                        // As Go's net/http (the API server's): small watch events go out at
+                        // once rather than waiting out Nagle against a delayed ACK (~40 ms).
+                        let _ = stream.set_nodelay(true);
                         let ctx = ctx.clone();
                         let acceptor = acceptor.clone();
                         connections.spawn(async move {
