@@ -649,10 +649,13 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
     // timer per request with tokio::time::timeout.
     let timeout = tokio::time::sleep(plan.timeout);
     tokio::pin!(timeout);
+    // In a closed loop the previous answer's time is the next request's start: nothing but
+    // bookkeeping happens in between, so the clock is not read again.
+    let mut free_since: Option<Instant> = None;
     loop {
         let stop_at = shared.stop_at();
         // One clock read serves the stop check, and in a closed loop the intended time too.
-        let now = Instant::now();
+        let now = free_since.take().unwrap_or_else(Instant::now);
         let intended = if open { schedule.peek() } else { now };
         if intended >= stop_at || now >= stop_at {
             break;
@@ -739,6 +742,9 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
             stats
                 .borrow_mut()
                 .answered(intended, actual, done, &answer, plan.timeout);
+        }
+        if !open {
+            free_since = Some(done);
         }
     }
     // Requests that came due in the window but were still queued on this connection.
