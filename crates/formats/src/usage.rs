@@ -391,13 +391,7 @@ impl<W: Write> UsageWriter<W> {
                 self.buf.extend_from_slice(bytes);
             }
             _ => {
-                let mut bytes = Vec::with_capacity(run.len() + 32);
-                push_field(&mut bytes, run);
-                bytes.push(b',');
-                if let Some(t) = timestamp {
-                    bytes.extend_from_slice(t.to_string().as_bytes());
-                }
-                bytes.push(b',');
+                let CsvPrefix(bytes) = CsvPrefix::new(run, timestamp);
                 self.buf.extend_from_slice(&bytes);
                 self.prefix = Some((run.to_owned(), timestamp, bytes));
             }
@@ -474,8 +468,13 @@ impl<W: Write> UsageWriter<W> {
     /// A writer of headerless rows for [`UsageWriter::append`]. CSV and NDJSON only: JSON rows
     /// depend on their place in the document.
     ///
-    /// `capacity` is a guess at the fragment's size, to spare reallocations.
-    pub fn fragment(format: UsageFormat, kind: UsageKind, capacity: usize) -> UsageWriter<Vec<u8>> {
+    /// The rows go into `buf`, cleared first: a buffer of an earlier fragment can be reused, which
+    /// spares allocating (and the kernel zeroing) fresh pages for every fragment.
+    pub fn fragment(
+        format: UsageFormat,
+        kind: UsageKind,
+        mut buf: Vec<u8>,
+    ) -> UsageWriter<Vec<u8>> {
         assert_ne!(
             format,
             UsageFormat::Json,
@@ -484,7 +483,8 @@ impl<W: Write> UsageWriter<W> {
         let mut w = UsageWriter::new(Vec::new(), format, kind);
         // Counting from one skips the header.
         w.rows = 1;
-        w.buf = Vec::with_capacity(capacity);
+        buf.clear();
+        w.buf = buf;
         w.flush_at = usize::MAX;
         w
     }
@@ -503,6 +503,114 @@ impl<W: Write> UsageWriter<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// The `run,timestamp,` that starts every CSV row of one run, formatted once, for
+/// [`UsageWriter::write_plain_pod`].
+#[derive(Debug, Clone)]
+pub struct CsvPrefix(Vec<u8>);
+
+impl CsvPrefix {
+    pub fn new(run: &str, timestamp: Option<Timestamp>) -> CsvPrefix {
+        let mut prefix = Vec::with_capacity(run.len() + 32);
+        push_field(&mut prefix, run);
+        prefix.push(b',');
+        if let Some(t) = timestamp {
+            prefix.extend_from_slice(t.to_string().as_bytes());
+        }
+        prefix.push(b',');
+        CsvPrefix(prefix)
+    }
+}
+
+impl<W: Write> UsageWriter<W> {
+    /// Writes a CSV pod row with whole millicores and names that need no quoting: the rows
+    /// `kubectl top` prints, without building a [`PodUsageRow`]. Byte for byte what
+    /// [`UsageWriter::write_pod`] writes for the same row.
+    ///
+    /// The caller guarantees that the writer is a CSV pod writer and that no name holds `,`,
+    /// `"`, CR or LF (debug builds check); an empty name is an empty cell.
+    #[inline]
+    pub fn write_plain_pod(
+        &mut self,
+        prefix: &CsvPrefix,
+        names: [&[u8]; 3],
+        millicores: u64,
+        memory_bytes: u64,
+    ) -> io::Result<()> {
+        debug_assert!(self.format == UsageFormat::Csv && self.kind == UsageKind::Pods);
+        debug_assert!(
+            !names
+                .iter()
+                .any(|f| f.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))),
+            "a name that needs CSV quotes"
+        );
+        if self.rows == 0 {
+            self.header()?;
+        }
+        self.rows += 1;
+        let [namespace, pod, container] = names;
+        // The row is put together on the stack and appended in one copy: names are short
+        // (DNS labels), and small copies of known bound beat a `memcpy` call per field.
+        let mut row = [0u8; PLAIN_ROW];
+        let text = prefix.0.len() + namespace.len() + pod.len() + container.len();
+        if text + 2 * 20 + 5 > PLAIN_ROW {
+            // Long labels or names: field by field.
+            let mut cpu = itoa::Buffer::new();
+            let mut memory = itoa::Buffer::new();
+            for (field, end) in [
+                (&prefix.0[..], &b""[..]),
+                (namespace, b","),
+                (pod, b","),
+                (container, b","),
+                (cpu.format(millicores).as_bytes(), b","),
+                (memory.format(memory_bytes).as_bytes(), b"\n"),
+            ] {
+                self.buf.extend_from_slice(field);
+                self.buf.extend_from_slice(end);
+            }
+            return self.end_row();
+        }
+        let mut at = put(&mut row, 0, &prefix.0);
+        at = put(&mut row, at, namespace);
+        row[at] = b',';
+        at = put(&mut row, at + 1, pod);
+        row[at] = b',';
+        at = put(&mut row, at + 1, container);
+        row[at] = b',';
+        let mut int = itoa::Buffer::new();
+        at = put(&mut row, at + 1, int.format(millicores).as_bytes());
+        row[at] = b',';
+        at = put(&mut row, at + 1, int.format(memory_bytes).as_bytes());
+        row[at] = b'\n';
+        self.buf.extend_from_slice(&row[..=at]);
+        self.end_row()
+    }
+}
+
+/// Room for one plain row on the stack: kubectl's names and labels are far shorter.
+const PLAIN_ROW: usize = 160;
+
+/// Copies `src` into `row` at `at` and returns where it ends; the caller has checked the room.
+/// Short fields (the usual case) are copied as two overlapping words.
+#[inline(always)]
+fn put(row: &mut [u8; PLAIN_ROW], at: usize, src: &[u8]) -> usize {
+    let n = src.len();
+    let end = at + n;
+    if (8..=16).contains(&n) {
+        let head: [u8; 8] = src[..8].try_into().unwrap_or_default();
+        let tail: [u8; 8] = src[n - 8..].try_into().unwrap_or_default();
+        row[at..at + 8].copy_from_slice(&head);
+        row[end - 8..end].copy_from_slice(&tail);
+    } else if (17..=32).contains(&n) {
+        let head: [u8; 16] = src[..16].try_into().unwrap_or_default();
+        let tail: [u8; 16] = src[n - 16..].try_into().unwrap_or_default();
+        row[at..at + 16].copy_from_slice(&head);
+        row[end - 16..end].copy_from_slice(&tail);
+    } else {
+        row[at..end].copy_from_slice(src);
+    }
+    end
 }
 
 /// Whether `bytes` has a byte at or below b',' (where all four CSV specials are) or above 0x7f:
@@ -663,6 +771,32 @@ mod tests {
     }
 
     #[test]
+    fn plain_pod_rows_are_write_pod_rows() {
+        for run in ["linkerd-1", "", "a,b"] {
+            let mut bare = pod(run, None, 7_000_000);
+            bare.namespace = None;
+            let rows = [pod(run, Some("destination"), 120_000_000), bare];
+            let mut plain = UsageWriter::new(Vec::new(), UsageFormat::Csv, UsageKind::Pods);
+            for row in &rows {
+                let prefix = CsvPrefix::new(&row.run, row.timestamp);
+                let names = [
+                    row.namespace.as_deref().unwrap_or_default().as_bytes(),
+                    row.pod.as_bytes(),
+                    row.container.as_deref().unwrap_or_default().as_bytes(),
+                ];
+                let millicores = u64::try_from(row.cpu_millicores.nanocores() / 1_000_000).unwrap();
+                plain
+                    .write_plain_pod(&prefix, names, millicores, row.memory_bytes)
+                    .unwrap();
+            }
+            assert_eq!(
+                String::from_utf8(plain.finish().unwrap()).unwrap(),
+                write_pods(&rows, UsageFormat::Csv)
+            );
+        }
+    }
+
+    #[test]
     fn csv_quotes_only_when_needed() {
         let out = write_pods(&[pod("a,\"b\"", None, 1)], UsageFormat::Csv);
         assert!(out.contains("\"a,\"\"b\"\"\",2026"), "{out}");
@@ -709,7 +843,7 @@ mod tests {
             let mut w = UsageWriter::new(Vec::new(), format, UsageKind::Pods);
             w.append(&Fragment::default()).unwrap();
             for part in [&rows[..2], &rows[2..]] {
-                let mut f = UsageWriter::<Vec<u8>>::fragment(format, UsageKind::Pods, 16);
+                let mut f = UsageWriter::<Vec<u8>>::fragment(format, UsageKind::Pods, Vec::new());
                 for row in part {
                     f.write_pod(row).unwrap();
                 }

@@ -14,6 +14,7 @@ use meshbench_formats::usage::{
     Fragment, NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter,
 };
 
+mod fast;
 pub mod live;
 mod metrics_api;
 pub mod text;
@@ -273,7 +274,7 @@ pub trait RowSink {
     }
 
     /// Rows formatted by a worker, in input order; called only when [`RowSink::parallel`] says so.
-    fn fragment(&mut self, kind: UsageKind, fragment: Fragment) -> Result<()> {
+    fn fragment(&mut self, kind: UsageKind, fragment: &Fragment) -> Result<()> {
         let _ = (kind, fragment);
         unreachable!("fragments are only delivered to sinks that ask for them")
     }
@@ -429,8 +430,8 @@ impl RowSink for OutputSink {
         Some((self.threads, self.format))
     }
 
-    fn fragment(&mut self, kind: UsageKind, fragment: Fragment) -> Result<()> {
-        self.writer(kind)?.append(&fragment).map_err(Error::Write)
+    fn fragment(&mut self, kind: UsageKind, fragment: &Fragment) -> Result<()> {
+        self.writer(kind)?.append(fragment).map_err(Error::Write)
     }
 }
 
