@@ -793,8 +793,7 @@ fn parallel_body(
     // Chunks read but not yet appended: bounds memory, and keeps every channel below capacity.
     let in_flight_max = 2 * threads;
 
-    let mut buf = spare_buffer();
-    buf.resize(CHUNK.max(buf.len()), 0);
+    let mut buf = input_buffer(CHUNK);
     let mut filled = 0;
     let (complete, ended) = read_chunk(&mut input, &mut buf, &mut filled, opts.name)?;
     if ended || threads < 2 {
@@ -844,8 +843,9 @@ fn parallel_body(
                 let Some((mut chunk, filled, complete, ended)) = pending.take() else {
                     break;
                 };
-                let mut rest = free.pop().unwrap_or_else(spare_buffer);
-                rest.resize(CHUNK.max(filled - complete + CHUNK / 2), 0);
+                let need = CHUNK.max(filled - complete + CHUNK / 2);
+                let mut rest = free.pop().unwrap_or_else(|| input_buffer(need));
+                rest.resize(need, 0);
                 rest[..filled - complete].copy_from_slice(&chunk[complete..filled]);
                 chunk.truncate(complete);
                 let first_line = line_no;
@@ -982,6 +982,17 @@ fn spare_buffer() -> Vec<u8> {
         .ok()
         .and_then(|mut spare| spare.pop())
         .unwrap_or_default()
+}
+
+/// A buffer of at least `len` bytes to read into: a spare one, or fresh zeroed memory, which
+/// the allocator gets from the kernel already zeroed (so a small input touches few pages).
+fn input_buffer(len: usize) -> Vec<u8> {
+    let mut buf = spare_buffer();
+    if buf.capacity() < len {
+        return vec![0; len];
+    }
+    buf.resize(len.max(buf.len()), 0);
+    buf
 }
 
 fn give_back(buffers: impl Iterator<Item = Vec<u8>>) {
