@@ -7,6 +7,8 @@
 # closed loop, interleaved round by round. Prints each run's CPU µs per request (GNU time) and
 # its ratio to wrk's in the same round, then the median ratio per binary. Build the binaries
 # first, e.g. `cargo build --release -p trafficgen && cp target/release/trafficgen /tmp/tg-a`.
+# A BINARY may carry flags of its own, quoted as one argument: '/tmp/tg-a -H User-Agent:' sends
+# the request wrk sends, byte for byte.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 3 ] || { sed -n 2,9p "$0" >&2; exit 2; }
@@ -49,9 +51,10 @@ for round in $(seq "$rounds"); do
   /usr/bin/time -f "%U %S" -o "$out/time.txt" taskset -c 1 wrk -t1 -c50 -d"${seconds}s" "$url" > "$out/wrk.txt"
   echo -e "$round\twrk\t$(awk '/requests in/ {print $1}' "$out/wrk.txt")\t$(cat "$out/time.txt")" >> "$out/runs.tsv"
   for bin in "$@"; do
-    /usr/bin/time -f "%U %S" -o "$out/time.txt" taskset -c 1 "$bin" -c 50 -d "${seconds}s" --threads 1 -q -o "$out/tg.json" "$url"
+    # shellcheck disable=SC2086 # a BINARY may carry flags
+    /usr/bin/time -f "%U %S" -o "$out/time.txt" taskset -c 1 $bin -c 50 -d "${seconds}s" --threads 1 -q -o "$out/tg.json" "$url"
     sent=$(python3 -c "import json;print(json.load(open('$out/tg.json'))['requests']['sent'])")
-    echo -e "$round\t$bin\t$sent\t$(cat "$out/time.txt")" >> "$out/runs.tsv"
+    echo -e "$round\t${bin// /_}\t$sent\t$(cat "$out/time.txt")" >> "$out/runs.tsv"
   done
 done
 

@@ -57,13 +57,15 @@ for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break;
 url="http://127.0.0.1:$port/"
 
 # One closed-loop run of each generator per round, on core 1, CPU time from GNU time.
+# trafficgen drops its User-Agent (`-H User-Agent:`) so that nginx gets wrk's request byte for
+# byte; the seed's Go program sends Go's default User-Agent, as it always did.
 : > "$out/closed.tsv"
 for round in $(seq "$rounds"); do
   /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 wrk -t1 -c50 -d"${seconds}s" "$url" > "$out/wrk.txt"
   reqs=$(awk '/requests in/ {print $1}' "$out/wrk.txt")
   echo -e "wrk\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
 
-  /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$tg" -c 50 -d "${seconds}s" --threads 1 -q -o "$out/tg-closed.json" "$url"
+  /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$tg" -c 50 -d "${seconds}s" --threads 1 -q -H "User-Agent:" -o "$out/tg-closed.json" "$url"
   reqs=$(python3 -c "import json;print(json.load(open('$out/tg-closed.json'))['requests']['sent'])")
   echo -e "trafficgen\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
 

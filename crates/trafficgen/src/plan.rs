@@ -56,7 +56,8 @@ pub struct LoadArgs {
     #[arg(short, long, default_value = "GET")]
     pub method: String,
 
-    /// A request header, "Name: value" (repeatable).
+    /// A request header, "Name: value" (repeatable). As with curl, it replaces a default of the
+    /// same name (User-Agent); "Name:" removes the header, "Name;" sends it empty.
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,
 
@@ -203,20 +204,38 @@ impl Plan {
             USER_AGENT,
             HeaderValue::from_static(concat!("meshbench-trafficgen/", env!("CARGO_PKG_VERSION"))),
         );
+        // curl's conventions: `Name: value` replaces a default of that name, `Name:` removes
+        // the header, `Name;` sends it empty.
+        let mut given = Vec::new();
         for header in &load.headers {
             let bad = |problem: &str| Error::Header {
                 header: header.clone(),
                 problem: problem.to_owned(),
             };
-            let (name, value) = header.split_once(':').ok_or_else(|| bad("no colon"))?;
+            let (name, value) = match (header.split_once(':'), header.strip_suffix(';')) {
+                (Some((name, value)), _) => (name, Some(value.trim())),
+                (None, Some(name)) => (name, Some("")),
+                (None, None) => return Err(bad("no colon")),
+            };
+            let value = value.filter(|v| !v.is_empty() || header.ends_with(';'));
             let name = HeaderName::from_bytes(name.trim().as_bytes())
                 .map_err(|_| bad("invalid header name"))?;
-            let value =
-                HeaderValue::from_str(value.trim()).map_err(|_| bad("invalid header value"))?;
-            if name == HOST {
-                headers.insert(HOST, value);
-            } else {
-                headers.append(name, value);
+            if !given.contains(&name) {
+                headers.remove(&name);
+                given.push(name.clone());
+            }
+            match value {
+                Some(value) => {
+                    let value =
+                        HeaderValue::from_str(value).map_err(|_| bad("invalid header value"))?;
+                    headers.append(name, value);
+                }
+                None if name == HOST => {
+                    return Err(bad(
+                        "HTTP/1.1 requires a Host header; give it a value instead",
+                    ));
+                }
+                None => {}
             }
         }
         if !headers.contains_key(HOST) {
@@ -412,6 +431,39 @@ mod tests {
         assert_eq!(plan.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(plan.headers[HOST], "other");
         assert_eq!(plan.headers[CONTENT_LENGTH], "5");
+    }
+
+    #[test]
+    fn given_headers_replace_defaults_as_curl_does() {
+        let plan = |headers: &[&str]| {
+            let mut args = Vec::new();
+            for h in headers {
+                args.extend(["-H", h]);
+            }
+            Plan::from_args(Some("http://h:9/"), None, None, &load(&args))
+        };
+        let default = plan(&[]).unwrap();
+        assert!(
+            default.headers[USER_AGENT]
+                .to_str()
+                .unwrap()
+                .starts_with("meshbench-trafficgen/")
+        );
+        let given = plan(&["User-Agent: probe/1", "X-B: 1", "x-b: 2"]).unwrap();
+        assert_eq!(
+            given.headers.get_all(USER_AGENT).iter().collect::<Vec<_>>(),
+            ["probe/1"]
+        );
+        assert_eq!(given.headers.get_all("x-b").iter().count(), 2);
+        // `Name:` removes (wrk sends no User-Agent), `Name;` sends it empty.
+        let removed = plan(&["User-Agent:"]).unwrap();
+        assert!(!removed.headers.contains_key(USER_AGENT));
+        assert_eq!(removed.headers.len(), 1, "{:?}", removed.headers);
+        let empty = plan(&["X-Empty;"]).unwrap();
+        assert_eq!(empty.headers["x-empty"], "");
+        let host = plan(&["Host:"]).unwrap_err().to_string();
+        assert!(host.contains("requires a Host header"), "{host}");
+        assert!(plan(&["no-colon"]).is_err());
     }
 
     #[test]
