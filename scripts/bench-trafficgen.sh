@@ -133,6 +133,11 @@ print(f"- trafficgen / wrk requests per second: **{rps['trafficgen']/rps['wrk']:
       f"(target >= 1.0x: {ok(rps['trafficgen'] >= rps['wrk'])}); CPU per request "
       f"**{cpu['trafficgen']/cpu['wrk']:.2f}x** wrk's (target <= 1.0x: {ok(cpu['trafficgen'] <= cpu['wrk'])}); "
       f"vs the seed Go program: {rps['trafficgen']/rps['seed-go']:.1f}x the requests per second.")
+# Ratios within each round, where wrk and trafficgen met the same conditions.
+paired = [(t[0] / w[0], (t[1] / t[0]) / (w[1] / w[0])) for w, t in zip(rows["wrk"], rows["trafficgen"])]
+print(f"- Per round, trafficgen against wrk (requests/s ratio / CPU-per-request ratio): "
+      f"{', '.join(f'{a:.2f}/{b:.2f}' for a, b in paired)}; medians "
+      f"{statistics.median(a for a, _ in paired):.3f} / {statistics.median(b for _, b in paired):.3f}.")
 lag99 = o["send_lag_us"]["p99"]
 print(f"- Open loop at 20,000 requests/s for {seconds:.0f} s: achieved {o['rate_achieved']:,.0f}/s "
       f"({100*(o['rate_achieved']/20000-1):+.2f}%, target within 0.5%: {ok(abs(o['rate_achieved']/20000-1) <= 0.005)}); "
