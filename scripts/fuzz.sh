@@ -41,6 +41,13 @@ for target in $(cargo +nightly fuzz list); do
     histogram|trafficgen_summary) build=(-O) ;;
     *) build=() ;;
   esac
+  # top_parse_input also reads with two threads, as the CLI does. A scoped thread's join can
+  # return before the thread's exit destructors have freed the thread-local state of std's
+  # channels, and LeakSanitizer, checking right then, reports those 112 bytes as leaked (the
+  # stacks end in std::sync::mpmc::context and __cxa_thread_atexit_impl). Leaks are not what
+  # this target looks for, so they are not checked there.
+  leaks=()
+  [ "$target" = top_parse_input ] && leaks=(-detect_leaks=0)
   echo "== $target ($seconds s)"
-  cargo +nightly fuzz run "${build[@]}" "$target" -- -max_total_time="$seconds" 2>&1 | grep -E '^Done|SUMMARY|panicked' || true
+  cargo +nightly fuzz run "${build[@]}" "$target" -- -max_total_time="$seconds" "${leaks[@]}" 2>&1 | grep -E '^Done|SUMMARY|panicked' || true
 done
