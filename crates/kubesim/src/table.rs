@@ -25,6 +25,14 @@ impl Include {
 
 /// Age as kubectl prints it (apimachinery's HumanDuration).
 pub fn human_duration(seconds: i64) -> String {
+    // `3m`, or `3m20s` when there is a remainder of the smaller unit.
+    let two = |whole: i64, unit: &str, rest: i64, rest_unit: &str| {
+        if rest == 0 {
+            format!("{whole}{unit}")
+        } else {
+            format!("{whole}{unit}{rest}{rest_unit}")
+        }
+    };
     if seconds < -1 {
         return "<invalid>".to_owned();
     }
@@ -34,43 +42,26 @@ pub fn human_duration(seconds: i64) -> String {
     }
     let minutes = s / 60;
     if minutes < 10 {
-        return if s % 60 == 0 {
-            format!("{minutes}m")
-        } else {
-            format!("{minutes}m{}s", s % 60)
-        };
+        return two(minutes, "m", s % 60, "s");
     }
     if minutes < 180 {
         return format!("{minutes}m");
     }
     let hours = s / 3600;
     if hours < 8 {
-        return if minutes % 60 == 0 {
-            format!("{hours}h")
-        } else {
-            format!("{hours}h{}m", minutes % 60)
-        };
+        return two(hours, "h", minutes % 60, "m");
     }
     if hours < 48 {
         return format!("{hours}h");
     }
     if hours < 24 * 8 {
-        return if hours % 24 == 0 {
-            format!("{}d", hours / 24)
-        } else {
-            format!("{}d{}h", hours / 24, hours % 24)
-        };
+        return two(hours / 24, "d", hours % 24, "h");
     }
     if hours < 24 * 365 * 2 {
         return format!("{}d", hours / 24);
     }
     if hours < 24 * 365 * 8 {
-        let days = (hours / 24) % 365;
-        return if days == 0 {
-            format!("{}y", hours / 24 / 365)
-        } else {
-            format!("{}y{days}d", hours / 24 / 365)
-        };
+        return two(hours / 24 / 365, "y", (hours / 24) % 365, "d");
     }
     format!("{}y", hours / 24 / 365)
 }
