@@ -87,16 +87,6 @@ pub(crate) struct FastTotals {
     pub mebibytes: u128,
 }
 
-/// Where the pod layouts keep their names among a row's tokens: namespace, pod, container.
-fn name_slots(layout: Layout) -> [Option<usize>; 3] {
-    match layout {
-        Layout::Pods | Layout::Nodes => [None, Some(0), None],
-        Layout::PodsAllNamespaces => [Some(0), Some(1), None],
-        Layout::Containers => [None, Some(0), Some(1)],
-        Layout::ContainersAllNamespaces => [Some(0), Some(1), Some(2)],
-    }
-}
-
 /// Writes the rows of `chunk` (complete lines; the last may lack its LF at the end of input),
 /// numbering lines from `first_line` + 1. Lines this path does not take go to `general` with
 /// their number, text (without the LF) and the offset of the next line; `general` returns
@@ -110,12 +100,8 @@ pub(crate) fn pod_rows(
     totals: &mut FastTotals,
     mut general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<bool, Error>,
 ) -> Result<u64, Error> {
-    let slots = name_slots(layout);
-    let width = match layout {
-        Layout::Pods | Layout::Nodes => 3,
-        Layout::PodsAllNamespaces | Layout::Containers => 4,
-        Layout::ContainersAllNamespaces => 5,
-    };
+    let (namespace, pod, container) = layout.name_slots();
+    let width = layout.name_columns() + layout.resource_columns(false);
     let mut line_no = first_line;
     // The line being read: where it starts, and its token boundaries so far (start, end, start,
     // …; more than fit are counted, not kept).
@@ -151,7 +137,7 @@ pub(crate) fn pod_rows(
                 writer
                     .write_plain_pod(
                         prefix,
-                        [name(slots[0]), name(slots[1]), name(slots[2])],
+                        [name(namespace), token(pod), name(container)],
                         millicores,
                         mebibytes << 20,
                     )

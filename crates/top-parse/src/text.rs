@@ -58,8 +58,18 @@ impl Layout {
         }
     }
 
+    /// Which of a pod row's leading columns hold its namespace, pod and container names.
+    pub(crate) fn name_slots(self) -> (Option<usize>, usize, Option<usize>) {
+        match self {
+            Layout::Pods | Layout::Nodes => (None, 0, None),
+            Layout::PodsAllNamespaces => (Some(0), 1, None),
+            Layout::Containers => (None, 0, Some(1)),
+            Layout::ContainersAllNamespaces => (Some(0), 1, Some(2)),
+        }
+    }
+
     /// Leading name columns (namespace, pod, container) before the resource columns.
-    fn name_columns(self) -> usize {
+    pub(crate) fn name_columns(self) -> usize {
         match self {
             Layout::Pods | Layout::Nodes => 1,
             Layout::PodsAllNamespaces | Layout::Containers => 2,
@@ -67,7 +77,7 @@ impl Layout {
         }
     }
 
-    fn resource_columns(self, swap: bool) -> usize {
+    pub(crate) fn resource_columns(self, swap: bool) -> usize {
         match (self, swap) {
             (Layout::Nodes, false) => 4,
             (Layout::Nodes, true) => 6,
@@ -489,12 +499,12 @@ impl<'o> Table<'o> {
             }
             return Ok(Some(Row::Node(row)));
         }
-        let (namespace, pod, container) = match layout {
-            Layout::Pods => (None, tokens[0], None),
-            Layout::PodsAllNamespaces => (Some(tokens[0]), tokens[1], None),
-            Layout::Containers => (None, tokens[0], Some(tokens[1])),
-            _ => (Some(tokens[0]), tokens[1], Some(tokens[2])),
-        };
+        let (namespace, pod, container) = layout.name_slots();
+        let (namespace, pod, container) = (
+            namespace.map(|i| tokens[i]),
+            tokens[pod],
+            container.map(|i| tokens[i]),
+        );
         if resources.contains(&&b"<unknown>"[..]) {
             return Err("<unknown> in a pod row: kubectl prints it only for nodes".to_owned());
         }
@@ -589,18 +599,14 @@ fn read_chunk(
 
 /// Calls `each` with every line of a chunk of complete lines (without its `\n`) and its number,
 /// counting from `line_no`. The chunk is checked for NUL bytes and UTF-8 at once, which is what
-/// makes the check cheap; only a failing chunk is searched line by line, for the message.
-/// Returns the number of the last line.
+/// makes the check cheap; a failing chunk is read line by line, so that the first bad line,
+/// binary or not, is the one reported. Returns the number of the last line.
 fn lines_in(
     chunk: &[u8],
     mut line_no: u64,
     name: &str,
     mut each: impl FnMut(u64, &str, usize) -> Result<bool, Error>,
 ) -> Result<u64, Error> {
-    let binary = |line| Error::Binary {
-        input: name.to_owned(),
-        line,
-    };
     let text = match std::str::from_utf8(chunk) {
         Ok(text) if memchr::memchr(0, chunk).is_none() => text,
         _ => {
@@ -612,11 +618,7 @@ fn lines_in(
                 }
                 line_no += 1;
                 start += line.len() + 1;
-                let text = std::str::from_utf8(line).map_err(|_| binary(line_no))?;
-                if memchr::memchr(0, line).is_some() {
-                    return Err(binary(line_no));
-                }
-                if !each(line_no, text, start)? {
+                if !each(line_no, line_text(line, line_no, name)?, start)? {
                     break;
                 }
             }
@@ -635,6 +637,17 @@ fn lines_in(
         start = end + 1;
     }
     Ok(line_no)
+}
+
+/// A line as text: binary data (a NUL byte or invalid UTF-8) is an error naming the line.
+fn line_text<'l>(line: &'l [u8], line_no: u64, name: &str) -> Result<&'l str, Error> {
+    match std::str::from_utf8(line) {
+        Ok(text) if memchr::memchr(0, line).is_none() => Ok(text),
+        _ => Err(Error::Binary {
+            input: name.to_owned(),
+            line: line_no,
+        }),
+    }
 }
 
 /// Size of the chunks lines are read in, and handed to workers in.
@@ -718,6 +731,16 @@ fn chunk_rows_by(
     out.reserve(chunk.len() + chunk.len() / 4);
     let mut writer = UsageWriter::<Vec<u8>>::fragment(format, header.layout.kind(), out);
     let mut stopped = None;
+    // One line for the general parser; `false` once the `--sum` footer is seen (the rest of the
+    // chunk is then read in order by the caller).
+    let mut general = |no: u64, text: &str, next: usize, writer: &mut UsageWriter<Vec<u8>>| {
+        table.line(no, text, &mut |row| write_row(writer, &row))?;
+        if table.state != State::Rows {
+            stopped = Some((std::mem::replace(&mut table.state, State::Rows), next, no));
+            return Ok(false);
+        }
+        Ok(true)
+    };
     let last_line = if fast
         && format == UsageFormat::Csv
         && header.layout.kind() == UsageKind::Pods
@@ -733,24 +756,7 @@ fn chunk_rows_by(
             &prefix,
             &mut writer,
             &mut fast,
-            |no, line, next, writer| {
-                if memchr::memchr(0, line).is_some() {
-                    return Err(Error::Binary {
-                        input: opts.name.to_owned(),
-                        line: no,
-                    });
-                }
-                let text = std::str::from_utf8(line).map_err(|_| Error::Binary {
-                    input: opts.name.to_owned(),
-                    line: no,
-                })?;
-                table.line(no, text, &mut |row| write_row(writer, &row))?;
-                if table.state != State::Rows {
-                    stopped = Some((std::mem::replace(&mut table.state, State::Rows), next, no));
-                    return Ok(false);
-                }
-                Ok(true)
-            },
+            |no, line, next, writer| general(no, line_text(line, no, opts.name)?, next, writer),
         )?;
         table.report.rows += fast.rows;
         table.totals.rows += fast.rows;
@@ -760,12 +766,7 @@ fn chunk_rows_by(
         last
     } else {
         lines_in(chunk, first_line, opts.name, |no, line, next| {
-            table.line(no, line, &mut |row| write_row(&mut writer, &row))?;
-            if table.state != State::Rows {
-                stopped = Some((std::mem::replace(&mut table.state, State::Rows), next, no));
-                return Ok(false);
-            }
-            Ok(true)
+            general(no, line, next, &mut writer)
         })?
     };
     Ok(ChunkRows {
