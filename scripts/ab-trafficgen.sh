@@ -11,7 +11,7 @@
 # the request wrk sends, byte for byte.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n 2,9p "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n 2,11p "$0" >&2; exit 2; }
 seconds=$1
 rounds=$2
 shift 2
@@ -23,28 +23,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 out=$PWD/bench-out/ab-trafficgen
-root=$out/nginx
-mkdir -p "$root/html" "$root/logs"
-head -c 612 /dev/zero | tr '\0' 'x' > "$root/html/index.html"
-port=18091
-cat > "$root/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $root/nginx.pid;
-error_log $root/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server { listen 127.0.0.1:$port; location / { root $root/html; } }
-}
-CONF
-taskset -c 0 nginx -p "$root" -c "$root/nginx.conf" &
-nginx_pid=$!
-trap 'kill $nginx_pid 2>/dev/null || true' EXIT
-url="http://127.0.0.1:$port/"
-for _ in $(seq 50); do curl -sf -o /dev/null "$url" && break; sleep 0.1; done
+. scripts/pinned-nginx.sh
+pinned_nginx "$out/nginx" 18091
 
 : > "$out/runs.tsv"
 for round in $(seq "$rounds"); do

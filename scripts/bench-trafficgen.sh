@@ -29,32 +29,9 @@ tg=$PWD/target/release/trafficgen
 (cd "$out" && GOCACHE=$PWD/.gocache GO111MODULE=off go build -o seed-trafficgen ../../fixtures/seed/traffic-generator.go)
 seedgo=$PWD/$out/seed-trafficgen
 
-# nginx: one worker on core 0, a 612-byte page (nginx's default, the seed's target).
-root=$PWD/$out/nginx
-mkdir -p "$root/html" "$root/logs"
-head -c 612 /dev/zero | tr '\0' 'x' > "$root/html/index.html"
-port=18081
-cat > "$root/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $root/nginx.pid;
-error_log $root/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$port;
-    location / { root $root/html; }
-  }
-}
-CONF
-taskset -c 0 nginx -p "$root" -c "$root/nginx.conf" &
-nginx_pid=$!
-trap 'kill $nginx_pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-url="http://127.0.0.1:$port/"
+# nginx: one worker on core 0.
+. scripts/pinned-nginx.sh
+pinned_nginx "$PWD/$out/nginx" 18081
 
 # One closed-loop run of each generator per round, on core 1, CPU time from GNU time.
 # trafficgen drops its User-Agent (`-H User-Agent:`) so that nginx gets wrk's request byte for
