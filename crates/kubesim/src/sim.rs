@@ -484,6 +484,13 @@ fn inject_istio(pod: &mut Value, image: &str) {
 
 type PodsByOwner = HashMap<String, Vec<Arc<Value>>>;
 
+/// The pods `workload` owned when the pass began.
+fn owned_pods<'a>(by_owner: &'a PodsByOwner, workload: &Value) -> &'a [Arc<Value>] {
+    by_owner
+        .get(str_of(workload, "/metadata/uid"))
+        .map_or(&[], Vec::as_slice)
+}
+
 /// A pod's planned life, drawn once when the simulator first sees it.
 #[derive(Debug, Clone)]
 struct Plan {
@@ -940,8 +947,7 @@ impl Simulator {
     fn replica_sets(&mut self, store: &mut Store, by_owner: &PodsByOwner) -> bool {
         let mut changed = false;
         for rs in store.list(&self.types.replicasets, None) {
-            let uid = str_of(&rs, "/metadata/uid");
-            let mut pods = by_owner.get(uid).cloned().unwrap_or_default();
+            let mut pods = owned_pods(by_owner, &rs).to_vec();
             let want = usize::try_from(replicas(&rs)).unwrap_or(0);
             // New pods are not ready; the status counts them without listing the pods again.
             let mut created = 0;
@@ -987,9 +993,8 @@ impl Simulator {
     fn stateful_sets(&mut self, store: &mut Store, by_owner: &PodsByOwner) -> bool {
         let mut changed = false;
         for sts in store.list(&self.types.statefulsets, None) {
-            let uid = str_of(&sts, "/metadata/uid");
             let name = str_of(&sts, "/metadata/name").to_owned();
-            let pods = by_owner.get(uid).cloned().unwrap_or_default();
+            let pods = owned_pods(by_owner, &sts);
             let want = replicas(&sts);
             for i in 0..want {
                 let pod_name = format!("{name}-{i}");
@@ -1014,8 +1019,7 @@ impl Simulator {
         let mut changed = false;
         let nodes = store.list(&self.types.nodes, None);
         for ds in store.list(&self.types.daemonsets, None) {
-            let uid = str_of(&ds, "/metadata/uid");
-            let pods = by_owner.get(uid).cloned().unwrap_or_default();
+            let pods = owned_pods(by_owner, &ds);
             let eligible: Vec<&Arc<Value>> = nodes
                 .iter()
                 .filter(|n| fits_selectors(&ds["spec"]["template"]["spec"], n))
@@ -1047,8 +1051,7 @@ impl Simulator {
     fn jobs(&mut self, store: &mut Store, by_owner: &PodsByOwner) -> bool {
         let mut changed = false;
         for job in store.list(&self.types.jobs, None) {
-            let uid = str_of(&job, "/metadata/uid");
-            let pods = by_owner.get(uid).cloned().unwrap_or_default();
+            let pods = owned_pods(by_owner, &job);
             let completions = job["spec"]["completions"].as_i64().unwrap_or(1);
             let parallelism = job["spec"]["parallelism"].as_i64().unwrap_or(1).max(1);
             let succeeded = count(pods.iter().filter(|p| p["status"]["phase"] == "Succeeded"));
