@@ -141,6 +141,9 @@ fn columns(kind: &str) -> Vec<Value> {
 fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     let name = o["metadata"]["name"].clone();
     let s = &o["status"];
+    // Workloads: the replicas asked for (1 when unset), and READY as `ready/wanted`.
+    let wanted = o["spec"]["replicas"].as_i64().unwrap_or(1);
+    let ready = || format!("{}/{wanted}", int(&s["readyReplicas"]));
     match kind {
         "Pod" => {
             let cs = s["containerStatuses"].as_array();
@@ -212,19 +215,14 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
         }
         "Deployment" => vec![
             name,
-            format!(
-                "{}/{}",
-                int(&s["readyReplicas"]),
-                o["spec"]["replicas"].as_i64().unwrap_or(1)
-            )
-            .into(),
+            ready().into(),
             int(&s["updatedReplicas"]).into(),
             int(&s["availableReplicas"]).into(),
             age(o, now).into(),
         ],
         "ReplicaSet" => vec![
             name,
-            o["spec"]["replicas"].as_i64().unwrap_or(1).into(),
+            wanted.into(),
             int(&s["replicas"]).into(),
             int(&s["readyReplicas"]).into(),
             age(o, now).into(),
@@ -248,16 +246,7 @@ fn cells(kind: &str, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 age(o, now).into(),
             ]
         }
-        "StatefulSet" => vec![
-            name,
-            format!(
-                "{}/{}",
-                int(&s["readyReplicas"]),
-                o["spec"]["replicas"].as_i64().unwrap_or(1)
-            )
-            .into(),
-            age(o, now).into(),
-        ],
+        "StatefulSet" => vec![name, ready().into(), age(o, now).into()],
         "Job" => {
             let complete = s["conditions"]
                 .as_array()
