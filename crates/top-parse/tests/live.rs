@@ -80,12 +80,22 @@ impl Drop for Sim {
     }
 }
 
-fn top_parse(args: &[&str]) -> std::process::Output {
+/// `top-parse --from-cluster --kubeconfig KUBECONFIG ARGS…`, with no KUBECONFIG from outside.
+fn from_cluster(kubeconfig: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_top-parse"))
+        .args(["--from-cluster", "--kubeconfig", kubeconfig])
         .args(args)
         .env_remove("KUBECONFIG")
         .output()
         .unwrap()
+}
+
+fn succeeded(result: &std::process::Output) {
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
 }
 
 #[test]
@@ -94,26 +104,22 @@ fn samples_pods_per_container_with_server_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = sim.kubeconfig(dir.path(), "kubesim");
     let out = dir.path().join("pods.csv");
-    let result = top_parse(&[
-        "--from-cluster",
-        "--kubeconfig",
+    let result = from_cluster(
         kubeconfig.to_str().unwrap(),
-        "-A",
-        "--containers",
-        "--samples",
-        "2",
-        "--interval",
-        "1100ms",
-        "--run",
-        "sim-1",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
+        &[
+            "-A",
+            "--containers",
+            "--samples",
+            "2",
+            "--interval",
+            "1100ms",
+            "--run",
+            "sim-1",
+            "-o",
+            out.to_str().unwrap(),
+        ],
     );
+    succeeded(&result);
     let rows = read_pod_csv(std::fs::File::open(&out).unwrap()).unwrap();
     let nginx: Vec<_> = rows
         .iter()
@@ -149,20 +155,8 @@ fn the_context_decides_the_cluster_and_namespace() {
     let kubeconfig = sim.kubeconfig(dir.path(), "dead");
     let out = dir.path().join("pods.csv");
     let k = kubeconfig.to_str().unwrap();
-    let result = top_parse(&[
-        "--from-cluster",
-        "--kubeconfig",
-        k,
-        "--context",
-        "kubesim",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    let result = from_cluster(k, &["--context", "kubesim", "-o", out.to_str().unwrap()]);
+    succeeded(&result);
     let rows = read_pod_csv(std::fs::File::open(&out).unwrap()).unwrap();
     assert_eq!(rows.len(), 2);
     assert!(
@@ -173,23 +167,19 @@ fn the_context_decides_the_cluster_and_namespace() {
     // A label selector, as kubectl top -l: the nginx pods match, nothing else does.
     let selected = dir.path().join("selected.csv");
     for (selector, want) in [("app=nginx", 2), ("app in (other)", 0)] {
-        let result = top_parse(&[
-            "--from-cluster",
-            "--kubeconfig",
+        let result = from_cluster(
             k,
-            "--context",
-            "kubesim",
-            "-A",
-            "-l",
-            selector,
-            "-o",
-            selected.to_str().unwrap(),
-        ]);
-        assert!(
-            result.status.success(),
-            "{}",
-            String::from_utf8_lossy(&result.stderr)
+            &[
+                "--context",
+                "kubesim",
+                "-A",
+                "-l",
+                selector,
+                "-o",
+                selected.to_str().unwrap(),
+            ],
         );
+        succeeded(&result);
         assert_eq!(
             read_pod_csv(std::fs::File::open(&selected).unwrap())
                 .unwrap()
@@ -201,13 +191,7 @@ fn the_context_decides_the_cluster_and_namespace() {
 
     // Without --context, the dead cluster: a clear error, exit 1, and no output file.
     let out2 = dir.path().join("none.csv");
-    let result = top_parse(&[
-        "--from-cluster",
-        "--kubeconfig",
-        k,
-        "-o",
-        out2.to_str().unwrap(),
-    ]);
+    let result = from_cluster(k, &["-o", out2.to_str().unwrap()]);
     assert_eq!(result.status.code(), Some(1));
     let err = String::from_utf8_lossy(&result.stderr);
     assert!(err.contains("127.0.0.1:9"), "{err}");
@@ -220,19 +204,11 @@ fn samples_nodes_with_percentages_of_allocatable() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = sim.kubeconfig(dir.path(), "kubesim");
     let out = dir.path().join("nodes.csv");
-    let result = top_parse(&[
-        "--from-cluster",
-        "--kubeconfig",
+    let result = from_cluster(
         kubeconfig.to_str().unwrap(),
-        "--nodes",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
+        &["--nodes", "-o", out.to_str().unwrap()],
     );
+    succeeded(&result);
     let rows = read_node_csv(std::fs::File::open(&out).unwrap()).unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r.node.as_str()).collect();
     assert_eq!(names, ["kind-control-plane", "kind-worker", "kind-worker2"]);
