@@ -100,7 +100,9 @@ impl Shared {
 }
 
 fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+    d.as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(d.subsec_micros()))
 }
 
 /// Counters of one second of the measured window.
@@ -113,6 +115,11 @@ pub(crate) struct SecondCounts {
 }
 
 /// One thread's statistics; its connection tasks share it through `Rc<RefCell<_>>`.
+///
+/// Recording runs once or twice per request, so the hot paths avoid the general structures:
+/// status codes are counted in a table indexed by code, the current second's counters are
+/// found by comparing instants, and zero send lags (every request of a closed loop) are counted
+/// and added to the histograms at the end. [`ThreadStats::finish`] folds those in.
 #[derive(Debug)]
 pub(crate) struct ThreadStats {
     measure_start: Instant,
@@ -126,8 +133,16 @@ pub(crate) struct ThreadStats {
     pub second_errors: u64,
     pub counts: Vec<SecondCounts>,
     pub requests: Requests,
+    /// Complete after [`ThreadStats::finish`].
     pub status_codes: BTreeMap<u16, u64>,
     pub errors_by_kind: BTreeMap<&'static str, u64>,
+    /// Answers by status code (http's `StatusCode` is 100 to 999), until `finish`.
+    code_counts: Vec<u64>,
+    /// Sends with no lag, on a free connection or not, until `finish`.
+    zero_lags: u64,
+    zero_lags_free: u64,
+    /// The second `counts_at` found last: its index and the instants it spans.
+    cached_second: (usize, Instant, Instant),
 }
 
 enum Answer {
@@ -150,15 +165,30 @@ impl ThreadStats {
             requests: Requests::default(),
             status_codes: BTreeMap::new(),
             errors_by_kind: BTreeMap::new(),
+            code_counts: vec![0; 1000],
+            zero_lags: 0,
+            zero_lags_free: 0,
+            cached_second: (0, measure_start, measure_start),
         }
     }
 
     fn counts_at(&mut self, t: Instant) -> &mut SecondCounts {
-        let second = usize::try_from(t.saturating_duration_since(self.measure_start).as_secs())
-            .unwrap_or(usize::MAX);
-        if self.counts.len() <= second {
-            self.counts.resize(second + 1, SecondCounts::default());
-        }
+        let (cached, from, until) = self.cached_second;
+        let second = if from <= t && t < until {
+            cached
+        } else {
+            let second = t.saturating_duration_since(self.measure_start).as_secs();
+            let from = self.measure_start + Duration::from_secs(second);
+            let second = usize::try_from(second).unwrap_or(usize::MAX);
+            // An instant before the window belongs to second 0 but is not cached as it.
+            if t >= self.measure_start {
+                self.cached_second = (second, from, from + Duration::from_secs(1));
+            }
+            if self.counts.len() <= second {
+                self.counts.resize(second + 1, SecondCounts::default());
+            }
+            second
+        };
         &mut self.counts[second]
     }
 
@@ -178,6 +208,11 @@ impl ThreadStats {
         self.requests.sent += 1;
         self.requests.in_flight += 1;
         self.counts_at(actual).sent += 1;
+        if actual <= intended {
+            self.zero_lags += 1;
+            self.zero_lags_free += u64::from(connection_was_free);
+            return;
+        }
         let lag = micros(actual - intended);
         let _ = self.lag.record(lag);
         if connection_was_free {
@@ -195,14 +230,29 @@ impl ThreadStats {
     ) {
         self.requests.in_flight -= 1;
         let (latency, service) = match answer {
-            Answer::Status(_) => (done - intended, done - actual),
+            Answer::Status(_) => {
+                let service = micros(done.saturating_duration_since(actual));
+                // A closed loop sends when it intends to: one subtraction serves both.
+                let latency = if actual == intended {
+                    service
+                } else {
+                    micros(done.saturating_duration_since(intended))
+                };
+                (latency, service)
+            }
             // A timed-out request counts at the timeout: it took at least that long.
-            Answer::Timeout => (actual + timeout - intended, timeout),
-            Answer::Failed(_) => (Duration::ZERO, Duration::ZERO),
+            Answer::Timeout => (
+                micros((actual + timeout).saturating_duration_since(intended)),
+                micros(timeout),
+            ),
+            Answer::Failed(_) => (0, 0),
         };
         match *answer {
             Answer::Status(code) => {
-                *self.status_codes.entry(code).or_insert(0) += 1;
+                match self.code_counts.get_mut(usize::from(code)) {
+                    Some(n) => *n += 1,
+                    None => *self.status_codes.entry(code).or_insert(0) += 1,
+                }
                 if code < 400 {
                     self.requests.completed += 1;
                     self.counts_at(done).completed += 1;
@@ -216,9 +266,32 @@ impl ThreadStats {
                 return;
             }
         }
-        let _ = self.latency.record(micros(latency));
-        let _ = self.service.record(micros(service));
-        let _ = self.second.record(micros(latency));
+        let _ = self.latency.record(latency);
+        let _ = self.service.record(service);
+        let _ = self.second.record(latency);
+    }
+
+    /// Folds the counted status codes and zero lags into `status_codes` and the histograms.
+    fn finish(mut self) -> ThreadStats {
+        for (code, n) in self.code_counts.iter_mut().enumerate() {
+            if *n > 0
+                && let Ok(code) = u16::try_from(code)
+            {
+                *self.status_codes.entry(code).or_insert(0) += std::mem::take(n);
+            }
+        }
+        for (histogram, n) in [
+            (&mut self.lag, std::mem::take(&mut self.zero_lags)),
+            (
+                &mut self.scheduler_lag,
+                std::mem::take(&mut self.zero_lags_free),
+            ),
+        ] {
+            if n > 0 {
+                let _ = histogram.record_n(0, n);
+            }
+        }
+        self
     }
 }
 
@@ -422,7 +495,7 @@ fn load_thread(
     });
     // The tasks are done: take the totals, whoever still holds the Rc.
     let stats = stats.replace(ThreadStats::new(shared.measure_start));
-    let _ = tx.send(Message::Done(Box::new(stats)));
+    let _ = tx.send(Message::Done(Box::new(stats.finish())));
     Ok(())
 }
 
@@ -757,6 +830,65 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
                 stats.requests.unsent += 1;
             }
             schedule.advance();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The shortcuts in `ThreadStats` (the cached second, the code table, the counted zero
+        /// lags) give what plain bookkeeping gives, in any order of instants.
+        #[test]
+        fn recording_matches_plain_bookkeeping(
+            events in prop::collection::vec(
+                (-1500i64..5000, 0u64..3000, 0u64..4000, prop::sample::select(vec![200u16, 204, 301, 404, 503])),
+                1..200,
+            )
+        ) {
+            let start = Instant::now() + Duration::from_secs(2);
+            let at = |ms: i64| {
+                let offset = Duration::from_millis(ms.unsigned_abs());
+                if ms < 0 { start - offset } else { start + offset }
+            };
+            let mut stats = ThreadStats::new(start);
+            let mut seconds: BTreeMap<usize, (u64, u64, u64)> = BTreeMap::new();
+            let mut codes: BTreeMap<u16, u64> = BTreeMap::new();
+            let mut zero_lags = 0;
+            for &(intended_ms, lag_us, service_us, code) in &events {
+                let intended = at(intended_ms);
+                let actual = intended + Duration::from_micros(lag_us);
+                let done = actual + Duration::from_micros(service_us);
+                let second = |t: Instant| {
+                    usize::try_from(t.saturating_duration_since(start).as_secs()).unwrap()
+                };
+                stats.scheduled(intended);
+                stats.sent(intended, actual, true);
+                stats.answered(intended, actual, done, &Answer::Status(code), Duration::from_secs(9));
+                seconds.entry(second(intended)).or_default().0 += 1;
+                seconds.entry(second(actual)).or_default().1 += 1;
+                if code < 400 {
+                    seconds.entry(second(done)).or_default().2 += 1;
+                }
+                *codes.entry(code).or_default() += 1;
+                zero_lags += u64::from(lag_us == 0);
+            }
+            let stats = stats.finish();
+            for (second, &(scheduled, sent, completed)) in &seconds {
+                let c = stats.counts[*second];
+                prop_assert_eq!((c.scheduled, c.sent, c.completed), (scheduled, sent, completed));
+            }
+            let total: u64 = stats.counts.iter().map(|c| c.scheduled).sum();
+            prop_assert_eq!(total, events.len() as u64);
+            prop_assert_eq!(&stats.status_codes, &codes);
+            prop_assert_eq!(stats.lag.len(), events.len() as u64);
+            prop_assert_eq!(stats.scheduler_lag.len(), events.len() as u64);
+            prop_assert_eq!(stats.lag.count_at(0), zero_lags);
+            let most: u64 = events.iter().map(|e| e.1 + e.2).max().unwrap_or(0);
+            prop_assert!(stats.latency.equivalent(stats.latency.max(), most));
         }
     }
 }
