@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http::{Request, Version};
+use http::{HeaderMap, Request, Version};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use meshbench_formats::trafficgen::{Mode, Requests, new_histogram};
@@ -652,10 +652,17 @@ impl Connection {
     }
 
     /// Sends one request and reads the whole answer (discarding the body).
-    async fn exchange(&mut self, plan: &Plan) -> Result<u16, hyper::Error> {
+    ///
+    /// `spare` is the header map of the previous answer, emptied: the request's headers go into
+    /// it, hyper keeps it after writing them and parses the answer's headers into it, and the
+    /// answer hands it back. Once it has room for the answer's headers, no request allocates or
+    /// grows a header map.
+    async fn exchange(&mut self, plan: &Plan, spare: &mut HeaderMap) -> Result<u16, hyper::Error> {
         let mut request = Request::new(Full::new(plan.body.clone()));
         *request.method_mut() = plan.method.clone();
-        *request.headers_mut() = plan.headers.clone();
+        let headers = request.headers_mut();
+        *headers = std::mem::take(spare);
+        headers.extend(plan.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
         let response = match self {
             Connection::H1(sender) => {
                 *request.uri_mut() = plan.path_uri.clone();
@@ -671,7 +678,9 @@ impl Connection {
             }
         };
         let status = response.status().as_u16();
-        let mut body = response.into_body();
+        let (parts, mut body) = response.into_parts();
+        *spare = parts.headers;
+        spare.clear();
         while let Some(frame) = body.frame().await {
             frame?;
         }
@@ -725,6 +734,7 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
     // In a closed loop the previous answer's time is the next request's start: nothing but
     // bookkeeping happens in between, so the clock is not read again.
     let mut free_since: Option<Instant> = None;
+    let mut spare_headers = HeaderMap::new();
     loop {
         let stop_at = shared.stop_at();
         // One clock read serves the stop check, and in a closed loop the intended time too.
@@ -790,7 +800,7 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
             .reset(tokio::time::Instant::from_std(actual + plan.timeout));
         let exchanged = tokio::select! {
             biased;
-            result = c.exchange(plan) => Ok(result),
+            result = c.exchange(plan, &mut spare_headers) => Ok(result),
             () = &mut timeout => Err(()),
         };
         let answer = match exchanged {

@@ -559,3 +559,77 @@ fn http2_with_prior_knowledge() {
     assert_eq!(s.requests.completed, 200);
     assert_eq!(s.status_codes["200"], 200);
 }
+
+/// Every request carries the given header lines, the same each time, however many headers the
+/// answers before it had (the answer's header map is reused for the next request).
+#[test]
+fn every_request_carries_the_same_headers() {
+    use std::io::BufRead as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line);
+                    }
+                    tx.send(head).unwrap();
+                    // More headers than the request has, so the reused map must have grown.
+                    let mut answer = String::from("HTTP/1.1 200 OK\r\n");
+                    for i in 0..12 {
+                        answer.push_str(&format!("x-answer-{i}: {i}\r\n"));
+                    }
+                    answer.push_str("content-length: 2\r\n\r\nok");
+                    if writer.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let s = ok(&[
+        "-n",
+        "6",
+        "-c",
+        "1",
+        "--threads",
+        "1",
+        "-H",
+        "x-a: 1",
+        "-H",
+        "X-A: 2",
+        "-H",
+        "User-Agent:",
+        "-H",
+        "x-empty;",
+        &url(addr),
+    ]);
+    assert_eq!(s.requests.completed, 6);
+    let heads: Vec<String> = rx.try_iter().collect();
+    assert!(heads.len() >= 6, "{heads:?}");
+    let expected = format!("GET / HTTP/1.1\r\nx-a: 1\r\nx-a: 2\r\nx-empty: \r\nhost: {addr}\r\n");
+    for head in &heads {
+        let mut lines: Vec<&str> = head.split_inclusive("\r\n").collect();
+        let first = lines.remove(0);
+        lines.sort_unstable();
+        let mut want: Vec<&str> = expected.split_inclusive("\r\n").collect();
+        let want_first = want.remove(0);
+        want.sort_unstable();
+        assert_eq!((first, &lines), (want_first, &want), "{head:?}");
+    }
+    assert!(heads.windows(2).all(|w| w[0] == w[1]), "{heads:?}");
+}
