@@ -633,3 +633,50 @@ fn every_request_carries_the_same_headers() {
     }
     assert!(heads.windows(2).all(|w| w[0] == w[1]), "{heads:?}");
 }
+
+/// A request the server sits on ends at the timeout (recorded at it, never above it), its
+/// connection is replaced, and the load goes on once the server answers again.
+#[test]
+fn timed_out_requests_end_at_the_timeout_and_load_goes_on() {
+    let addr = sample_app(Delay::None);
+    let staller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(400));
+        stall(addr, 600);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let timeline = dir.path().join("t.csv");
+    let started = std::time::Instant::now();
+    let s = ok(&[
+        "--timeline",
+        timeline.to_str().unwrap(),
+        "-d",
+        "1500ms",
+        "-c",
+        "4",
+        "--threads",
+        "1",
+        "--timeout",
+        "100ms",
+        &url(addr),
+    ]);
+    let took = started.elapsed();
+    staller.join().unwrap();
+    let timeouts = s.errors_by_kind.get("timeout").copied().unwrap_or(0);
+    // Each connection's request times out about every 100 ms for the 600 ms stall.
+    assert!(timeouts >= 4, "{:?}", s.errors_by_kind);
+    assert_eq!(timeouts, s.requests.errors, "{:?}", s.errors_by_kind);
+    assert!(s.requests.completed > 100, "{:?}", s.requests);
+    // Answers after the stall (0.4 s to 1.0 s): second 1 of the timeline completed some.
+    let t = std::fs::read_to_string(&timeline).unwrap();
+    let second_1: Vec<&str> = t.lines().nth(2).unwrap().split(',').collect();
+    assert_eq!(second_1[0], "1", "{t}");
+    assert!(second_1[3].parse::<u64>().unwrap() > 0, "{t}");
+    // Timeouts are recorded at 100 ms; an answer that beat the timer by a hair may be a little
+    // later on a loaded machine, but nothing waits out the 600 ms stall.
+    let max = s.latency_us.max.unwrap();
+    assert!(
+        (99_000..200_000).contains(&max),
+        "nothing is recorded far above the 100 ms timeout: max {max} us"
+    );
+    assert!(took < Duration::from_secs(5), "the run took {took:?}");
+}
