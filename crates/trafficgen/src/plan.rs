@@ -212,12 +212,12 @@ impl Plan {
                 header: header.clone(),
                 problem: problem.to_owned(),
             };
+            // `None`: remove the header.
             let (name, value) = match (header.split_once(':'), header.strip_suffix(';')) {
-                (Some((name, value)), _) => (name, Some(value.trim())),
+                (Some((name, value)), _) => (name, Some(value.trim()).filter(|v| !v.is_empty())),
                 (None, Some(name)) => (name, Some("")),
                 (None, None) => return Err(bad("no colon")),
             };
-            let value = value.filter(|v| !v.is_empty() || header.ends_with(';'));
             let name = HeaderName::from_bytes(name.trim().as_bytes())
                 .map_err(|_| bad("invalid header name"))?;
             if !given.contains(&name) {
