@@ -505,9 +505,14 @@ fn invalid_name(name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// A registered type, by its API path.
+    fn kind(s: &Store, group: &str, version: &str, plural: &str) -> ResourceType {
+        s.registry.by_path(group, version, plural).unwrap().clone()
+    }
+
     fn store() -> Store {
         let mut s = Store::new(1);
-        let ns = s.registry.by_path("", "v1", "namespaces").unwrap().clone();
+        let ns = kind(&s, "", "v1", "namespaces");
         s.create(&ns, "", json!({"metadata": {"name": "default"}}))
             .unwrap();
         s
@@ -516,7 +521,7 @@ mod tests {
     #[test]
     fn create_get_replace_delete() {
         let mut s = store();
-        let cm = s.registry.by_path("", "v1", "configmaps").unwrap().clone();
+        let cm = kind(&s, "", "v1", "configmaps");
         let created = s
             .create(
                 &cm,
@@ -561,12 +566,8 @@ mod tests {
     #[test]
     fn deleting_an_owner_deletes_its_dependents() {
         let mut s = store();
-        let rs = s
-            .registry
-            .by_path("apps", "v1", "replicasets")
-            .unwrap()
-            .clone();
-        let pod = s.registry.by_path("", "v1", "pods").unwrap().clone();
+        let rs = kind(&s, "apps", "v1", "replicasets");
+        let pod = kind(&s, "", "v1", "pods");
         let owner = s
             .create(
                 &rs,
@@ -589,7 +590,7 @@ mod tests {
     #[test]
     fn history_serves_changes_since_a_version() {
         let mut s = store();
-        let cm = s.registry.by_path("", "v1", "configmaps").unwrap().clone();
+        let cm = kind(&s, "", "v1", "configmaps");
         let start = s.resource_version();
         s.create(&cm, "default", json!({"metadata": {"name": "a"}}))
             .unwrap();
@@ -605,19 +606,16 @@ mod tests {
     #[test]
     fn deleting_a_crd_deletes_its_objects() {
         let mut s = store();
-        let crds = s
-            .registry
-            .by_path("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-            .unwrap()
-            .clone();
+        let crds = kind(
+            &s,
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+        );
         let crd = json!({"metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com", "scope": "Namespaced",
             "names": {"kind": "Widget", "plural": "widgets"}, "versions": [{"name": "v1", "served": true}]}});
         s.create(&crds, "", crd.clone()).unwrap();
-        let widgets = s
-            .registry
-            .by_path("example.com", "v1", "widgets")
-            .unwrap()
-            .clone();
+        let widgets = kind(&s, "example.com", "v1", "widgets");
         s.create(&widgets, "default", json!({"metadata": {"name": "w"}}))
             .unwrap();
         s.delete(&crds, "", "widgets.example.com", false).unwrap();
@@ -632,7 +630,7 @@ mod tests {
     #[test]
     fn names_are_validated() {
         let mut s = store();
-        let cm = s.registry.by_path("", "v1", "configmaps").unwrap().clone();
+        let cm = kind(&s, "", "v1", "configmaps");
         let e = s
             .create(&cm, "default", json!({"metadata": {"name": "Bad_Name"}}))
             .unwrap_err();
