@@ -46,6 +46,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
 
+    /// Close each HTTP/1 connection after N answers, the last saying `Connection: close`, as
+    /// nginx does (its keepalive_requests, 1000 by default). Default: never.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub keepalive_requests: Option<u64>,
+
     /// Worker threads (default: the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -91,6 +96,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             delay: args.delay,
             seed: args.seed,
             tls,
+            keepalive_requests: args.keepalive_requests,
         };
         let server = Server::start(args.listen, config)
             .await

@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
 use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rand::{Rng, SeedableRng};
 
@@ -81,6 +82,10 @@ pub struct Config {
     pub seed: u64,
     /// Serve HTTPS (HTTP/2 or HTTP/1.1 by ALPN) instead of plain HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Close an HTTP/1 connection after this many answers, the last one saying
+    /// `Connection: close`, as nginx's `keepalive_requests` does (1000 by default there).
+    /// `None`: keep it open.
+    pub keepalive_requests: Option<u64>,
 }
 
 /// A TLS configuration from PEM files' contents: the certificate chain and its private key.
@@ -112,6 +117,7 @@ impl Default for Config {
             delay: Delay::None,
             seed: 1,
             tls: None,
+            keepalive_requests: None,
         }
     }
 }
@@ -205,9 +211,23 @@ async fn serve<I>(io: I, state: Arc<State>, mut stopped: watch::Receiver<bool>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let answered = Arc::new(AtomicU64::new(0));
     let service = service_fn(move |req: Request<Incoming>| {
         let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(state.answer(&req).await) }
+        let answered = Arc::clone(&answered);
+        async move {
+            let mut response = state.answer(&req).await;
+            let n = answered.fetch_add(1, Ordering::Relaxed) + 1;
+            if req.version() <= Version::HTTP_11
+                && state.config.keepalive_requests.is_some_and(|max| n >= max)
+            {
+                // hyper closes the connection after an answer that says so.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok::<_, Infallible>(response)
+        }
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection(io, service);
@@ -336,5 +356,38 @@ mod tests {
         assert!("uniform:5ms-1ms".parse::<Delay>().is_err());
         assert!("soon".parse::<Delay>().is_err());
         assert!("-1s".parse::<Delay>().is_err());
+    }
+
+    #[test]
+    fn a_connection_closes_after_keepalive_requests_answers() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let config = Config {
+                keepalive_requests: Some(2),
+                ..Config::default()
+            };
+            let server = Server::start("127.0.0.1:0".parse().unwrap(), config)
+                .await
+                .unwrap();
+            let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+            // Three requests in one write: the second answer closes the connection.
+            let request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(3);
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut answers = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answers))
+                .await
+                .expect("the server closes the connection")
+                .unwrap();
+            let answers = String::from_utf8_lossy(&answers).to_ascii_lowercase();
+            assert_eq!(answers.matches("http/1.1 200 ok").count(), 2, "{answers}");
+            assert_eq!(answers.matches("connection: close").count(), 1, "{answers}");
+            let second = answers.rfind("http/1.1 200").unwrap();
+            assert!(answers[second..].contains("connection: close"), "{answers}");
+            server.shutdown().await;
+        });
     }
 }
