@@ -680,3 +680,23 @@ fn timed_out_requests_end_at_the_timeout_and_load_goes_on() {
     );
     assert!(took < Duration::from_secs(5), "the run took {took:?}");
 }
+
+#[test]
+fn a_server_closing_kept_alive_connections_is_not_an_error() {
+    // nginx closes a connection after keepalive_requests answers (1000 by default), the last
+    // saying `Connection: close`: a new connection takes over, and no request fails.
+    let addr = serve(Config {
+        keepalive_requests: Some(7),
+        ..Config::default()
+    });
+    for mode in [&["-n", "700"][..], &["-r", "500", "-d", "1s"]] {
+        let mut args = vec!["-c", "4", "--threads", "1"];
+        args.extend_from_slice(mode);
+        let url = url(addr);
+        args.push(&url);
+        let s = ok(&args);
+        assert_eq!(s.requests.errors, 0, "{mode:?}: {:?}", s.errors_by_kind);
+        assert_eq!(s.requests.completed, s.requests.scheduled, "{mode:?}");
+        assert_eq!(s.status_codes.get("200"), Some(&s.requests.completed));
+    }
+}
