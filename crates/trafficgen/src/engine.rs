@@ -307,8 +307,10 @@ pub(crate) enum Message {
     Done(Box<ThreadStats>),
 }
 
-/// Resolves the target and opens one connection, so that a wrong host or port fails at once
-/// with a clear message instead of as a run of errors.
+/// Resolves the target and opens a connection to each of its addresses, so that a wrong host or
+/// port fails at once with a clear message instead of as a run of errors. The load is spread
+/// over the addresses that answered (a headless Service's pods, say); one that did not (`::1`
+/// for `localhost` with a server listening on 127.0.0.1 only, say) is left out with a warning.
 fn preflight(plan: &Plan) -> Result<Vec<SocketAddr>, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -322,25 +324,47 @@ fn preflight(plan: &Plan) -> Result<Vec<SocketAddr>, Error> {
                 problem: e.to_string(),
             })?
             .collect();
-        if addrs.is_empty() {
-            return Err(Error::Resolve {
-                host: plan.host.clone(),
-                problem: "no addresses".to_owned(),
-            });
-        }
-        let conn = tokio::time::timeout(plan.timeout, Connection::open(plan, addrs[0])).await;
-        match conn {
-            Ok(Ok(_)) => Ok(addrs),
-            Ok(Err((_, problem))) => Err(Error::Unreachable {
-                target: plan.url.clone(),
-                problem,
-            }),
-            Err(_) => Err(Error::Unreachable {
-                target: plan.url.clone(),
-                problem: format!("no connection within --timeout {:?}", plan.timeout),
-            }),
-        }
+        reachable(plan, addrs).await
     })
+}
+
+/// The addresses of `addrs` that take a connection (in order, without repeats), or why none did.
+async fn reachable(plan: &Plan, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, Error> {
+    let mut good = Vec::new();
+    let mut problems = Vec::new();
+    for addr in addrs {
+        if good.contains(&addr) || problems.iter().any(|(a, _)| *a == addr) {
+            continue;
+        }
+        match tokio::time::timeout(plan.timeout, Connection::open(plan, addr)).await {
+            Ok(Ok(_)) => good.push(addr),
+            Ok(Err((_, problem))) => problems.push((addr, problem)),
+            Err(_) => problems.push((
+                addr,
+                format!("{addr}: no connection within --timeout {:?}", plan.timeout),
+            )),
+        }
+    }
+    if good.is_empty() {
+        let problem = match problems.len() {
+            0 => "no addresses".to_owned(),
+            1 => problems.swap_remove(0).1,
+            _ => problems
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect::<Vec<_>>()
+                .join("; "),
+        };
+        return Err(Error::Unreachable {
+            target: plan.url.clone(),
+            problem,
+        });
+    }
+    for (_, problem) in &problems {
+        tracing::warn!("{problem}: this address is left out");
+    }
+    tracing::info!("{}: {} address(es): {good:?}", plan.host, good.len());
+    Ok(good)
 }
 
 /// Runs the plan; `hlog` receives the interval log as the run goes.
@@ -868,6 +892,61 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn plan_for(url: &str) -> Plan {
+        #[derive(clap::Parser)]
+        struct Wrap {
+            #[command(flatten)]
+            load: crate::plan::LoadArgs,
+        }
+        let args = <Wrap as clap::Parser>::parse_from(["x", "--timeout", "2s"]);
+        Plan::from_args(Some(url), None, None, &args.load).unwrap()
+    }
+
+    /// A loopback address that refuses connections: a port just bound and released.
+    fn refusing() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    fn reachable_now(plan: &Plan, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio::task::LocalSet::new().block_on(&runtime, reachable(plan, addrs))
+    }
+
+    #[test]
+    fn load_goes_to_the_addresses_that_answer() {
+        // A name may resolve to an address nothing listens on (`::1` for `localhost`, with
+        // the server on 127.0.0.1 only): it is left out instead of failing a share of requests.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let live = listener.local_addr().unwrap();
+        let dead = refusing();
+        let plan = plan_for("http://service.example/");
+        assert_eq!(
+            reachable_now(&plan, vec![dead, live, dead, live]).unwrap(),
+            vec![live]
+        );
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let second = other.local_addr().unwrap();
+        assert_eq!(
+            reachable_now(&plan, vec![live, second]).unwrap(),
+            vec![live, second]
+        );
+        let Err(Error::Unreachable { target, problem }) =
+            reachable_now(&plan, vec![dead, refusing()])
+        else {
+            panic!("expected Unreachable");
+        };
+        assert_eq!(target, "http://service.example/");
+        assert_eq!(problem.matches("127.0.0.1:").count(), 2, "{problem}");
+        assert!(matches!(
+            reachable_now(&plan, vec![]),
+            Err(Error::Unreachable { problem, .. }) if problem == "no addresses"
+        ));
+    }
 
     proptest! {
         /// The shortcuts in `ThreadStats` (the cached second, the code table, the counted zero
