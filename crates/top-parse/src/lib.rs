@@ -186,6 +186,11 @@ pub enum Error {
          metrics API JSON"
     )]
     Binary { input: String, line: u64 },
+    #[error(
+        "{input}: UTF-16 text (Windows PowerShell's `>` writes it): expected UTF-8; convert it \
+         with `iconv -f UTF-16 -t UTF-8`, or write it with `| Out-File -Encoding utf8`"
+    )]
+    Utf16 { input: String },
     #[error("{input}:{line}: {problem}\n  | {text}")]
     BadLine {
         input: String,
@@ -324,6 +329,11 @@ pub fn parse_input(
             });
         }
         line_no += 1;
+        if line_no == 1 && (first.starts_with(b"\xFF\xFE") || first.starts_with(b"\xFE\xFF")) {
+            return Err(Error::Utf16 {
+                input: name.to_owned(),
+            });
+        }
         if line_no == 1 && first.starts_with(b"\xEF\xBB\xBF") {
             first.drain(..3);
         }

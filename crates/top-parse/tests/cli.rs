@@ -208,6 +208,7 @@ fn each_kind_of_bad_input_has_its_own_message() {
         ("bad/blank.txt", "empty input"),
         ("bad/nul-byte.txt", "nul-byte.txt:2: binary data"),
         ("bad/image.png", "image.png:1: binary data"),
+        ("bad/utf-16.txt", "utf-16.txt: UTF-16 text"),
         ("bad/unknown-column.txt", "unknown column \"GPU(cores)\""),
         ("bad/out-of-range.txt", "out of the supported range"),
         ("bad/bad-quantity.txt", "expected 3 columns"),
