@@ -285,6 +285,23 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                 Sampled::Pods(rows) => {
                     let rows = shape_pods(rows, opts);
                     tracing::info!("sample {}: {} pod rows", n + 1, rows.len());
+                    if rows.is_empty() {
+                        let scope = match (opts.all_namespaces, &opts.selector) {
+                            (true, None) => "in any namespace".to_owned(),
+                            (true, Some(sel)) => format!("matching {sel:?} in any namespace"),
+                            (false, None) => format!("in namespace {namespace}"),
+                            (false, Some(sel)) => {
+                                format!("matching {sel:?} in namespace {namespace}")
+                            }
+                        };
+                        tracing::warn!(
+                            "sample {}: the metrics API lists no pods {scope}. metrics-server \
+                             reports a pod some 15-60 s after it starts (kubectl top then says \
+                             \"metrics not available yet\"); without pods it says \"No \
+                             resources found\"",
+                            n + 1
+                        );
+                    }
                     for r in rows {
                         let key = (
                             format!("{:?}/{}", r.namespace, r.pod),
@@ -310,6 +327,17 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                     let alloc = allocatable(&client, &server).await?;
                     rows.sort_by(|a, b| a.node.cmp(&b.node));
                     tracing::info!("sample {}: {} node rows", n + 1, rows.len());
+                    if rows.is_empty() {
+                        tracing::warn!(
+                            "sample {}: the metrics API lists no nodes{}; is metrics-server \
+                             running, and has it scraped the nodes yet?",
+                            n + 1,
+                            opts.selector
+                                .as_ref()
+                                .map(|sel| format!(" matching {sel:?}"))
+                                .unwrap_or_default()
+                        );
+                    }
                     for r in rows {
                         if !fresh((r.node.clone(), String::new(), r.timestamp)) {
                             continue;

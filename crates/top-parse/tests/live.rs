@@ -187,6 +187,13 @@ fn the_context_decides_the_cluster_and_namespace() {
             want,
             "{selector}"
         );
+        // No rows is said on stderr, not left to a header-only file.
+        let err = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(
+            err.contains("the metrics API lists no pods matching"),
+            want == 0,
+            "{selector}: {err}"
+        );
     }
 
     // Without --context, the dead cluster: a clear error, exit 1, and no output file.
