@@ -52,8 +52,8 @@ pub struct Args {
     pub keepalive_requests: Option<u64>,
 
     /// Worker threads (default: the number of cores).
-    #[arg(long)]
-    pub threads: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 
     #[command(flatten)]
     pub log: LogArgs,
@@ -78,7 +78,7 @@ impl Failure for Error {}
 pub fn run(args: Args) -> Result<(), Error> {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
-        runtime.worker_threads(n.max(1));
+        runtime.worker_threads(usize::from(n));
     }
     let runtime = runtime.enable_all().build().map_err(Error::Runtime)?;
     let tls = match (&args.tls_cert, &args.tls_key) {

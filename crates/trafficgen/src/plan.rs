@@ -73,9 +73,9 @@ pub struct LoadArgs {
     #[arg(long)]
     pub http2: bool,
 
-    /// Threads sending load (default: the number of cores).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<usize>,
+    /// Threads sending load (default: the number of cores; never more than connections).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
 
     /// Seed for everything random (Poisson arrivals).
     #[arg(long, default_value_t = 1)]
@@ -277,8 +277,16 @@ impl Plan {
             }
             other => other,
         };
+        let timeout = parse_duration("--timeout", &load.timeout)?;
+        if timeout < Duration::from_millis(1) {
+            return Err(Error::Usage(format!(
+                "--timeout {}: below 1ms, the resolution of the timer that enforces it",
+                load.timeout
+            )));
+        }
         let threads = load
             .threads
+            .map(usize::from)
             .unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             })
@@ -315,7 +323,7 @@ impl Plan {
             duration,
             requests: load.requests,
             warmup: parse_duration("--warmup", &load.warmup)?,
-            timeout: parse_duration("--timeout", &load.timeout)?.max(Duration::from_millis(1)),
+            timeout,
             connections,
             threads,
             http2: load.http2,
@@ -395,6 +403,8 @@ mod tests {
             ("http://h/", &["-r", "NaN"][..]),
             ("http://h/", &["-r", "1e-300"][..]),
             ("http://h/", &["-c", "0"][..]),
+            ("http://h/", &["--timeout", "0"][..]),
+            ("http://h/", &["--timeout", "500us"][..]),
             ("http://h/", &["-H", "no colon"][..]),
             ("http://h/", &["-H", "Bad Name: x"][..]),
             ("http://h/", &["-m", "GE T"][..]),
@@ -405,6 +415,12 @@ mod tests {
                 "{url} {args:?}"
             );
         }
+    }
+
+    #[test]
+    fn zero_threads_is_refused_by_the_parser() {
+        assert!(Wrap::try_parse_from(["x", "--threads", "0"]).is_err());
+        assert!(Wrap::try_parse_from(["x", "--threads", "3"]).is_ok());
     }
 
     #[test]
