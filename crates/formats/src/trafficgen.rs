@@ -258,14 +258,16 @@ pub fn summary_from_value(value: serde_json::Value) -> Result<TrafficgenSummary,
 pub enum MergeError {
     #[error("nothing to merge")]
     Empty,
-    #[error("summary {index}: {source}")]
+    /// `index` counts from 0; the message counts from 1.
+    #[error("summary {}: {source}", .index + 1)]
     Histogram {
         index: usize,
         #[source]
         source: HistogramError,
     },
     #[error(
-        "summary {index} is {found:?} mode, the first is {expected:?}: open and closed runs do not merge"
+        "summary {} is {found:?} mode, the first is {expected:?}: open and closed runs do not merge",
+        .index + 1
     )]
     Mode {
         index: usize,

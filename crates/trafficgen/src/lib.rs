@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use meshbench_cli::{Failure, Input, LogArgs, Output};
-use meshbench_formats::trafficgen::{self, TrafficgenSummary};
+use meshbench_formats::trafficgen::{self, MergeError, Mode, TrafficgenSummary};
 
 mod engine;
 mod pacer;
@@ -134,8 +134,8 @@ pub enum Error {
     Interrupted,
     #[error("{input}: {problem}")]
     BadSummary { input: String, problem: String },
-    #[error(transparent)]
-    Merge(#[from] trafficgen::MergeError),
+    #[error("{0}")]
+    Merge(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -280,7 +280,30 @@ fn merge(inputs: &[String], output: &str) -> Result<()> {
             })?;
         summaries.push(read_summary(&name, &text)?);
     }
-    let merged = trafficgen::merge(&summaries)?;
+    let merged = trafficgen::merge(&summaries).map_err(|e| match e {
+        MergeError::Histogram { index, source } => Error::BadSummary {
+            input: Input::from_arg(&inputs[index]).to_string(),
+            problem: source.to_string(),
+        },
+        MergeError::Mode {
+            index,
+            expected,
+            found,
+        } => {
+            let loop_name = |m| match m {
+                Mode::Open => "an open-loop",
+                Mode::Closed => "a closed-loop",
+            };
+            Error::Merge(format!(
+                "{} is {} run and {} {} one: open- and closed-loop runs do not merge",
+                Input::from_arg(&inputs[index]),
+                loop_name(found),
+                Input::from_arg(&inputs[0]),
+                loop_name(expected)
+            ))
+        }
+        MergeError::Empty => Error::Merge(e.to_string()),
+    })?;
     let out = create(output)?;
     write_summary(out, &merged, output)
 }

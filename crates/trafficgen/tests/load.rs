@@ -212,6 +212,21 @@ fn summaries_merge_exactly() {
         "{err}"
     );
 
+    // An open-loop and a closed-loop run do not merge; the message names both files.
+    let mut closed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&b).unwrap()).unwrap();
+    closed["mode"] = serde_json::Value::from("closed");
+    closed["rate_target"] = serde_json::Value::Null;
+    let closed_path = dir.path().join("closed.json");
+    std::fs::write(&closed_path, closed.to_string()).unwrap();
+    let out = trafficgen(&["merge", a.to_str().unwrap(), closed_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("closed.json is a closed-loop run and") && err.contains("a.json an open-loop"),
+        "{err}"
+    );
+
     // A damaged secondary histogram is named when the file is read (found by fuzzing).
     let mut damaged: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
