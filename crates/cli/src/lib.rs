@@ -99,10 +99,19 @@ impl Output {
             || ".meshbench".into(),
             |n| format!(".{}.", n.to_string_lossy()),
         );
+        // tempfile's error ends with " at path" and its random temporary name; the user named
+        // `path`, and the caller says so, so only the reason is kept.
         let temp = tempfile::Builder::new()
             .prefix(&name)
             .suffix(".tmp")
-            .tempfile_in(&dir)?;
+            .tempfile_in(&dir)
+            .map_err(|e| {
+                let text = e.to_string();
+                match text.split_once(" at path ") {
+                    Some((reason, _)) => io::Error::new(e.kind(), reason.to_owned()),
+                    None => e,
+                }
+            })?;
         Ok(Output {
             target: Target::File {
                 path,
@@ -285,6 +294,15 @@ mod tests {
         out.write_all(b"whole\n").unwrap();
         out.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole\n");
+    }
+
+    #[test]
+    fn a_missing_directory_is_reported_without_the_temporary_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("no-such-dir").join("rows.csv");
+        let err = Output::create(path.to_str().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(!err.to_string().contains(".tmp"), "{err}");
     }
 
     #[test]
