@@ -5,13 +5,14 @@
 #
 # nginx-light (one worker) on core 0; wrk, then each BINARY in turn, on core 1: 50 connections,
 # closed loop, interleaved round by round. Prints each run's CPU µs per request (GNU time) and
-# its ratio to wrk's in the same round, then the median ratio per binary. Build the binaries
-# first, e.g. `cargo build --release -p trafficgen && cp target/release/trafficgen /tmp/tg-a`.
+# its ratio to wrk's in the same round, then the median ratio per binary with a 95% bootstrap
+# interval (resampling rounds). Build the binaries first, e.g.
+# `cargo build --release -p trafficgen && cp target/release/trafficgen /tmp/tg-a`.
 # A BINARY may carry flags of its own, quoted as one argument: '/tmp/tg-a -H User-Agent:' sends
 # the request wrk sends, byte for byte.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n 2,11p "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n 2,12p "$0" >&2; exit 2; }
 seconds=$1
 rounds=$2
 shift 2
@@ -39,16 +40,26 @@ for round in $(seq "$rounds"); do
 done
 
 python3 - "$out/runs.tsv" <<'PY'
-import statistics, sys
+import random, statistics, sys
 runs = [line.split() for line in open(sys.argv[1])]
+
+def interval(ratios, resamples=10000):
+    """95% percentile-bootstrap interval of the median paired ratio (seeded: reproducible)."""
+    rng = random.Random(1)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios)))
+                     for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
 us = {}
 for rnd, name, reqs, user, system in runs:
     us.setdefault(name, {})[rnd] = (float(user) + float(system)) * 1e6 / int(reqs)
 wrk = us.pop("wrk")
 for name, per_round in us.items():
     ratios = [per_round[r] / wrk[r] for r in per_round]
+    low, high = interval(ratios)
     print(f"{name}: median {statistics.median(per_round.values()):.2f} µs/request, "
           f"paired ratio to wrk {statistics.median(ratios):.3f} "
-          f"({', '.join(f'{x:.3f}' for x in ratios)})")
+          f"(95% bootstrap interval {low:.3f}-{high:.3f}; "
+          f"rounds {', '.join(f'{x:.3f}' for x in ratios)})")
 print(f"wrk: median {statistics.median(wrk.values()):.2f} µs/request")
 PY
