@@ -677,14 +677,11 @@ impl Connection {
 
     /// Whether the server has closed the connection since its last answer, as far as hyper
     /// knows without waiting.
-    fn closed(&mut self) -> bool {
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        let polled = match self {
-            Connection::H1(sender) => sender.poll_ready(&mut cx),
-            Connection::H2(sender) => sender.poll_ready(&mut cx),
-        };
-        matches!(polled, std::task::Poll::Ready(Err(_)))
+    fn closed(&self) -> bool {
+        match self {
+            Connection::H1(sender) => sender.is_closed(),
+            Connection::H2(sender) => sender.is_closed(),
+        }
     }
 
     /// Sends one request and reads the whole answer (discarding the body).
@@ -799,10 +796,10 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
         }
         // A connection the server has closed since its last answer is replaced, not charged an
         // error: nginx closes one after keepalive_requests answers (1000 by default), the last
-        // saying `Connection: close`. hyper's dispatcher then ends instead of asking for the
-        // next request, so waiting for it to be ready tells the two apart without reading the
-        // answer's headers. A fresh connection's failures still count (in `exchange`).
-        if conn.as_mut().is_some_and(Connection::closed) {
+        // saying `Connection: close`. hyper's dispatcher has then ended, on this thread and
+        // before the answer's end reached us, so the sender already says closed: no need to
+        // read the answer's headers. A fresh connection's failures still count (in `exchange`).
+        if conn.as_ref().is_some_and(Connection::closed) {
             conn = None;
         }
         let reconnected = conn.is_none();
