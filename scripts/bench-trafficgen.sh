@@ -80,8 +80,15 @@ print(f"HdrHistogram's Python port read {intervals} intervals, {total.get_total_
 PY
 
 python3 - "$out" "$seconds" <<'PY'
-import json, os, sys, statistics, datetime, subprocess, platform
+import json, os, random, sys, statistics, datetime, subprocess, platform
 out, seconds = sys.argv[1], float(sys.argv[2])
+
+def interval(ratios, resamples=10000):
+    """95% percentile-bootstrap interval of the median paired ratio (rounds resampled, seeded)."""
+    rng = random.Random(1)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
 rows = {}
 for line in open(os.path.join(out, "closed.tsv")):
     tool, rnd, reqs, user, sys_, rss = line.split()
@@ -112,9 +119,11 @@ print(f"- trafficgen / wrk requests per second: **{rps['trafficgen']/rps['wrk']:
       f"vs the seed Go program: {rps['trafficgen']/rps['seed-go']:.1f}x the requests per second.")
 # Ratios within each round, where wrk and trafficgen met the same conditions.
 paired = [(t[0] / w[0], (t[1] / t[0]) / (w[1] / w[0])) for w, t in zip(rows["wrk"], rows["trafficgen"])]
+(rps_low, rps_high), (cpu_low, cpu_high) = interval([a for a, _ in paired]), interval([b for _, b in paired])
 print(f"- Per round, trafficgen against wrk (requests/s ratio / CPU-per-request ratio): "
       f"{', '.join(f'{a:.2f}/{b:.2f}' for a, b in paired)}; medians "
-      f"{statistics.median(a for a, _ in paired):.3f} / {statistics.median(b for _, b in paired):.3f}.")
+      f"{statistics.median(a for a, _ in paired):.3f} (95% bootstrap interval {rps_low:.3f}-{rps_high:.3f}) / "
+      f"{statistics.median(b for _, b in paired):.3f} ({cpu_low:.3f}-{cpu_high:.3f}).")
 lag99 = o["send_lag_us"]["p99"]
 print(f"- Open loop at 20,000 requests/s for {seconds:.0f} s: achieved {o['rate_achieved']:,.0f}/s "
       f"({100*(o['rate_achieved']/20000-1):+.2f}%, target within 0.5%: {ok(abs(o['rate_achieved']/20000-1) <= 0.005)}); "
