@@ -106,11 +106,14 @@ impl LatencyStats {
 /// The generating process's own cost, to tell a saturated client from a slow server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClientCost {
+    /// The whole process's CPU time (user and system), warm-up included.
     pub cpu_seconds: f64,
+    /// `cpu_seconds` over every request sent, warm-up included, in microseconds.
     pub cpu_us_per_request: Option<f64>,
     pub max_rss_bytes: u64,
-    /// The client, not the server, limited the run: send lag p99 over the threshold, or the
-    /// achieved rate short of the target.
+    /// The client, not the server, limited the run: its own send lag p99 over the threshold,
+    /// the achieved rate short of the target, or its CPU time at 90% or more of the cores its
+    /// load threads could use.
     pub saturated: bool,
 }
 
@@ -294,6 +297,25 @@ fn merge_optional(
     Ok(Some(total))
 }
 
+/// CPU time per request over several summaries. Each one's CPU time was shared over all the
+/// requests it sent, warm-up included, which `requests` does not count; so its count is taken
+/// back from its own figures (`cpu_seconds / cpu_us_per_request`). A summary without a figure
+/// counts its measured requests.
+fn merged_cpu_per_request(summaries: &[TrafficgenSummary], requests: &Requests) -> Option<f64> {
+    let mut cpu = 0.0;
+    let mut sent = 0.0;
+    for s in summaries {
+        cpu += s.client.cpu_seconds;
+        #[allow(clippy::cast_precision_loss)]
+        let measured = s.requests.sent as f64;
+        sent += match s.client.cpu_us_per_request {
+            Some(per) if per > 0.0 && per.is_finite() => s.client.cpu_seconds * 1e6 / per,
+            _ => measured,
+        };
+    }
+    (requests.sent > 0 && sent > 0.0).then(|| cpu * 1e6 / sent)
+}
+
 /// Merges summaries of load sent at the same time from several generators (or repetitions):
 /// counts add up, rates add up, histograms are added and the statistics computed from them.
 /// The service-time and send-lag statistics are exact when every summary carries those
@@ -332,8 +354,7 @@ pub fn merge(summaries: &[TrafficgenSummary]) -> Result<TrafficgenSummary, Merge
     let encode = |h: &Histogram<u64>, index| {
         encode_histogram(h).map_err(|source| MergeError::Histogram { index, source })
     };
-    #[allow(clippy::cast_precision_loss)]
-    let per_request = (requests.sent > 0).then(|| cpu_seconds * 1e6 / requests.sent as f64);
+    let per_request = merged_cpu_per_request(summaries, &requests);
     Ok(TrafficgenSummary {
         schema: TRAFFICGEN.id.to_owned(),
         target: targets.join(" "),
@@ -426,6 +447,25 @@ mod tests {
         // Found by fuzzing: a zero run of i64::MIN, which makes the decoder overflow.
         let crash = "HISTFAAAAHl4nC2OOw7CQAxEnWc7EKQVQpQgIUpKCupcjpqGw3ENbpCMk+zHM/a8wtf392xmH1uPb9ptyvhfzdQx8AjcVSOZFiZfVNp4YoGsD6UiN+hRWcjpqGw3ENbpCMkQpQgIUpKCupcjpqWkTpoElGOYrOyWlmja";
         assert!(decode_histogram(crash).is_err());
+    }
+
+    #[test]
+    fn merged_cpu_per_request_counts_each_generators_warm_up() {
+        // A: 2 s of CPU over 2,000 requests, 1,000 of them warm-up; B: 1 s over 1,000.
+        let mut a = summary(&[100; 10], 1000);
+        a.client.cpu_seconds = 2.0;
+        a.client.cpu_us_per_request = Some(1000.0);
+        let mut b = summary(&[100; 10], 1000);
+        b.client.cpu_seconds = 1.0;
+        b.client.cpu_us_per_request = Some(1000.0);
+        let merged = merge(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(merged.client.cpu_seconds, 3.0);
+        // 3 s over 3,000 requests, not over the 2,000 measured ones (1,500 us).
+        assert_eq!(merged.client.cpu_us_per_request, Some(1000.0));
+        // A summary without the figure counts its measured requests.
+        b.client.cpu_us_per_request = None;
+        let merged = merge(&[a, b]).unwrap();
+        assert_eq!(merged.client.cpu_us_per_request, Some(1000.0));
     }
 
     #[test]

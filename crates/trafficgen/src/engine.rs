@@ -55,8 +55,9 @@ pub(crate) struct Outcome {
     /// Send lag of requests whose connection was free when they came due: the client's own delay.
     pub scheduler_lag: Histogram<u64>,
     pub timeline: Vec<crate::report::TimelineRow>,
-    pub cpu_seconds: f64,
-    pub max_rss_bytes: u64,
+    pub client: crate::report::ClientUse,
+    /// Requests sent during the warm-up (not in `requests`).
+    pub warmup_sent: u64,
 }
 
 /// What every thread shares.
@@ -138,6 +139,8 @@ pub(crate) struct ThreadStats {
     pub errors_by_kind: BTreeMap<&'static str, u64>,
     /// Answers by status code (http's `StatusCode` is 100 to 999), until `finish`.
     code_counts: Vec<u64>,
+    /// Requests sent during the warm-up: not counted, but their CPU time is the client's.
+    pub warmup_sent: u64,
     /// Sends with no lag, on a free connection or not, until `finish`.
     zero_lags: u64,
     zero_lags_free: u64,
@@ -166,6 +169,7 @@ impl ThreadStats {
             status_codes: BTreeMap::new(),
             errors_by_kind: BTreeMap::new(),
             code_counts: vec![0; 1000],
+            warmup_sent: 0,
             zero_lags: 0,
             zero_lags_free: 0,
             cached_second: (0, measure_start, measure_start),
@@ -369,6 +373,7 @@ async fn reachable(plan: &Plan, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr
 
 /// Runs the plan; `hlog` receives the interval log as the run goes.
 pub(crate) fn run(plan: &Plan, hlog: Option<Output>) -> Result<Outcome, Error> {
+    let began = Instant::now();
     let addrs = preflight(plan)?;
     let started_at = SystemTime::now();
     let t0 = Instant::now() + LEAD_IN;
@@ -428,6 +433,15 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>) -> Result<Outcome, Error> {
         t(u.user_time()) + t(u.system_time())
     });
     let max_rss_bytes = usage.map_or(0, |u| u64::try_from(u.max_rss()).unwrap_or(0) * 1024);
+    // The cores the load threads could use: no more than there are threads, nor than the
+    // process may run on (its CPU affinity, and its cgroup's quota as a pod's CPU limit sets
+    // it, which the standard library rounds up to whole cores).
+    let whole = plan
+        .threads
+        .min(std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get));
+    #[allow(clippy::cast_precision_loss)]
+    let cores = crate::cgroup::quota().map_or(whole as f64, |q| q.min(whole as f64));
+    let cpu_utilization = crate::report::utilization(cpu_seconds, began.elapsed(), cores);
     let interrupted = shared.interrupted.load(Ordering::Acquire);
     let measured = shared
         .stop_at()
@@ -441,8 +455,11 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>) -> Result<Outcome, Error> {
         started_at,
         measured,
         interrupted,
-        cpu_seconds,
-        max_rss_bytes,
+        crate::report::ClientUse {
+            cpu_seconds,
+            cpu_utilization,
+            max_rss_bytes,
+        },
     ))
 }
 
@@ -834,6 +851,8 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
             stats
                 .borrow_mut()
                 .sent(intended, actual, previous_done <= intended);
+        } else {
+            stats.borrow_mut().warmup_sent += 1;
         }
         let Some(c) = conn.as_mut() else { continue };
         timeout

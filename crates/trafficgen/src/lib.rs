@@ -18,6 +18,7 @@ use clap::Parser;
 use meshbench_cli::{Failure, Input, LogArgs, Output};
 use meshbench_formats::trafficgen::{self, MergeError, Mode, TrafficgenSummary};
 
+mod cgroup;
 mod engine;
 mod pacer;
 pub mod plan;

@@ -214,8 +214,7 @@ impl Collector {
         started_at: SystemTime,
         measured: Duration,
         interrupted: bool,
-        cpu_seconds: f64,
-        max_rss_bytes: u64,
+        client: ClientUse,
     ) -> Outcome {
         let mut outcome = Outcome {
             started_at,
@@ -229,10 +228,11 @@ impl Collector {
             lag: new_histogram(),
             scheduler_lag: new_histogram(),
             timeline: std::mem::take(&mut self.rows),
-            cpu_seconds,
-            max_rss_bytes,
+            client,
+            warmup_sent: 0,
         };
         for t in &self.totals {
+            outcome.warmup_sent += t.warmup_sent;
             let r = &mut outcome.requests;
             r.scheduled += t.requests.scheduled;
             r.sent += t.requests.sent;
@@ -267,6 +267,30 @@ impl Collector {
     }
 }
 
+/// What the process used, measured at the end of the run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientUse {
+    pub cpu_seconds: f64,
+    /// CPU time over the run's wall time times the cores the load threads could use.
+    pub cpu_utilization: f64,
+    pub max_rss_bytes: u64,
+}
+
+/// From this share of its cores on, the client counts as CPU-bound: the server's answers then
+/// wait for the client, in a closed loop as much as in an open one.
+pub(crate) const CPU_BOUND: f64 = 0.9;
+
+/// `cpu_seconds` of CPU time over `wall` on `cores` cores (possibly a fraction, from a CPU
+/// limit), as a fraction of that capacity.
+pub(crate) fn utilization(cpu_seconds: f64, wall: Duration, cores: f64) -> f64 {
+    let capacity = wall.as_secs_f64() * cores;
+    if capacity > 0.0 {
+        cpu_seconds / capacity
+    } else {
+        0.0
+    }
+}
+
 /// The JSON summary of a run.
 pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Error> {
     let encode = |h: &Histogram<u64>| {
@@ -282,9 +306,10 @@ pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Err
     } else {
         0.0
     };
+    // The process's CPU time covers the warm-up too, so it is shared over every request sent.
+    let all_sent = o.requests.sent + o.warmup_sent;
     #[allow(clippy::cast_precision_loss)]
-    let cpu_us_per_request =
-        (o.requests.sent > 0).then(|| o.cpu_seconds * 1e6 / o.requests.sent as f64);
+    let cpu_us_per_request = (all_sent > 0).then(|| o.client.cpu_seconds * 1e6 / all_sent as f64);
     // The client set the pace when its own scheduling lagged (requests whose connection was
     // free when they came due still left late), or when an open loop could not send at the rate
     // asked (too few connections, or too little CPU).
@@ -293,7 +318,9 @@ pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Err
     let short_of_rate = plan
         .rate
         .is_some_and(|target| !o.interrupted && rate_achieved < 0.99 * target);
-    let saturated = lag_p99.is_some_and(|p| p > threshold) || short_of_rate;
+    let saturated = lag_p99.is_some_and(|p| p > threshold)
+        || short_of_rate
+        || o.client.cpu_utilization >= CPU_BOUND;
     let started_at = jiff::Timestamp::try_from(o.started_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     Ok(TrafficgenSummary {
         schema: TRAFFICGEN.id.to_owned(),
@@ -323,9 +350,9 @@ pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Err
         service_time_histogram: Some(encode(&o.service)?),
         send_lag_histogram: Some(encode(&o.lag)?),
         client: ClientCost {
-            cpu_seconds: o.cpu_seconds,
+            cpu_seconds: o.client.cpu_seconds,
             cpu_us_per_request,
-            max_rss_bytes: o.max_rss_bytes,
+            max_rss_bytes: o.client.max_rss_bytes,
             saturated,
         },
     })
@@ -415,4 +442,78 @@ pub(crate) fn percentile_text(h: &Histogram<u64>) -> String {
         h.distinct_values() / usize::from(h.buckets().max(1))
     ));
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Outcome;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        load: crate::plan::LoadArgs,
+    }
+
+    fn closed_loop() -> Plan {
+        let args = Wrap::parse_from(["x", "-d", "10s"]);
+        Plan::from_args(Some("http://h/"), None, None, &args.load).unwrap()
+    }
+
+    fn outcome(cpu_seconds: f64, cpu_utilization: f64, sent: u64, warmup_sent: u64) -> Outcome {
+        let mut latency = new_histogram();
+        latency.record_n(100, sent).unwrap();
+        Outcome {
+            started_at: SystemTime::UNIX_EPOCH,
+            measured: Duration::from_secs(10),
+            interrupted: false,
+            requests: meshbench_formats::trafficgen::Requests {
+                scheduled: sent,
+                sent,
+                completed: sent,
+                ..Default::default()
+            },
+            status_codes: BTreeMap::from([(200, sent)]),
+            errors_by_kind: BTreeMap::new(),
+            service: latency.clone(),
+            latency,
+            lag: new_histogram(),
+            scheduler_lag: new_histogram(),
+            timeline: Vec::new(),
+            client: ClientUse {
+                cpu_seconds,
+                cpu_utilization,
+                max_rss_bytes: 10 << 20,
+            },
+            warmup_sent,
+        }
+    }
+
+    #[test]
+    fn utilization_of_the_cores_the_threads_could_use() {
+        assert_eq!(utilization(1.8, Duration::from_secs(1), 2.0), 0.9);
+        // Half a core's limit, used in full.
+        assert_eq!(utilization(1.0, Duration::from_secs(2), 0.5), 1.0);
+        assert_eq!(utilization(0.5, Duration::from_secs(1), 0.0), 0.0);
+        assert_eq!(utilization(0.5, Duration::ZERO, 2.0), 0.0);
+    }
+
+    #[test]
+    fn a_cpu_bound_client_is_saturated_even_in_a_closed_loop() {
+        // A closed loop has no send lag and no target rate: only the CPU can tell that the
+        // answers waited for the client.
+        let plan = closed_loop();
+        let busy = summary(&plan, &outcome(9.5, 0.95, 1000, 0)).unwrap();
+        assert!(busy.client.saturated);
+        let idle = summary(&plan, &outcome(5.0, 0.5, 1000, 0)).unwrap();
+        assert!(!idle.client.saturated);
+    }
+
+    #[test]
+    fn cpu_per_request_counts_the_warm_up_it_was_spent_on() {
+        let s = summary(&closed_loop(), &outcome(2.0, 0.2, 1000, 1000)).unwrap();
+        assert_eq!(s.client.cpu_seconds, 2.0);
+        assert_eq!(s.client.cpu_us_per_request, Some(1000.0));
+    }
 }
