@@ -303,6 +303,31 @@ fn like_for_like(arms: &[load::Arm]) -> Vec<String> {
     warnings
 }
 
+/// Warnings about load summaries whose numbers should not be published as the server's.
+fn unsound_loads(arms: &[load::Arm]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for a in arms {
+        for r in &a.reps {
+            for s in &r.loads {
+                let at = format!("arm {:?}, {}", a.name, r.dir.display());
+                if s.client.saturated {
+                    warnings.push(format!(
+                        "{at}: trafficgen's client was saturated (its own lag, rate or CPU): \
+                         that latency measures the load generator as much as the mesh"
+                    ));
+                }
+                if s.interrupted {
+                    warnings.push(format!(
+                        "{at}: the load run was interrupted after {:.1} s",
+                        s.duration_s
+                    ));
+                }
+            }
+        }
+    }
+    warnings
+}
+
 fn shown(value: Option<f64>, unit: &str) -> String {
     match value {
         None => "–".to_owned(),
@@ -473,7 +498,7 @@ pub fn run(args: Args) -> Result<(), Error> {
             .position(|a| &a.name == name)
             .ok_or_else(|| Error::Usage(format!("--baseline {name:?} is not one of the arms")))?,
     };
-    for w in like_for_like(&arms) {
+    for w in like_for_like(&arms).into_iter().chain(unsound_loads(&arms)) {
         tracing::warn!("{w}");
     }
     let mut profiles = Vec::new();

@@ -381,6 +381,29 @@ fn unlike_arms_are_flagged() {
         "{}",
         stderr(&out)
     );
+    assert!(!stderr(&out).contains("saturated"), "{}", stderr(&out));
+
+    // A load run whose client was saturated, or that was interrupted, is named.
+    let text = std::fs::read_to_string(&t)
+        .unwrap()
+        .replace("\"saturated\": false", "\"saturated\": true")
+        .replace("\"interrupted\": false", "\"interrupted\": true");
+    std::fs::write(&t, text).unwrap();
+    let out = compare(&[
+        "--arm",
+        &format!("linkerd={}", l.display()),
+        "--arm",
+        &format!("istio={}", i.display()),
+        "-o",
+        "/dev/null",
+    ]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("arm \"istio\"") && err.contains("client was saturated"),
+        "{err}"
+    );
+    assert!(err.contains("the load run was interrupted"), "{err}");
 }
 
 #[test]
