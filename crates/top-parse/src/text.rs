@@ -396,7 +396,7 @@ impl<'o> Table<'o> {
         Error::BadLine {
             input: self.opts.name.to_owned(),
             line,
-            text: String::from_utf8_lossy(text).trim_end().to_owned(),
+            text: quoted(text),
             problem,
         }
     }
@@ -562,17 +562,35 @@ impl<'o> Table<'o> {
     }
 }
 
+/// The longest line a table may have. kubectl's lines are a few hundred bytes; a longer one is
+/// something else, and reading on would hold all of it in memory.
+const MAX_LINE: usize = 1 << 20;
+
 /// Reads the next chunk of complete lines into `buf[..filled]`, keeping a partial last line
 /// for the next call: returns where the complete lines end (everything, at the end of input),
-/// and whether the input has ended. `buf` grows when one line is longer than it.
+/// and whether the input has ended. `buf` grows when one line is longer than it, up to
+/// [`MAX_LINE`]; `line_no` is the number of the line before the partial one, for that error.
 fn read_chunk(
     input: &mut impl BufRead,
     buf: &mut Vec<u8>,
     filled: &mut usize,
     name: &str,
+    line_no: u64,
 ) -> Result<(usize, bool), Error> {
     loop {
         if *filled == buf.len() {
+            if *filled > MAX_LINE {
+                return Err(Error::BadLine {
+                    input: name.to_owned(),
+                    line: line_no + 1,
+                    // Only its start was read.
+                    text: format!("{}…", quoted(&buf[..200])),
+                    problem: format!(
+                        "a line of over {} MiB: expected kubectl top output",
+                        MAX_LINE >> 20
+                    ),
+                });
+            }
             buf.resize(buf.len() * 2, 0);
         }
         let read = loop {
@@ -639,6 +657,17 @@ fn lines_in(
     Ok(line_no)
 }
 
+/// A line as an error message quotes it: without its line end, and cut after 200 characters.
+fn quoted(line: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    let text = String::from_utf8_lossy(line);
+    let text = text.trim_end();
+    match text.char_indices().nth(SHOWN) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &text[..cut], line.len()),
+    }
+}
+
 /// A line as text: binary data (a NUL byte or invalid UTF-8) is an error naming the line.
 fn line_text<'l>(line: &'l [u8], line_no: u64, name: &str) -> Result<&'l str, Error> {
     match std::str::from_utf8(line) {
@@ -664,7 +693,7 @@ fn for_each_line(
     let mut buf = vec![0u8; CHUNK];
     let mut filled = 0;
     loop {
-        let (complete, ended) = read_chunk(&mut input, &mut buf, &mut filled, name)?;
+        let (complete, ended) = read_chunk(&mut input, &mut buf, &mut filled, name, line_no)?;
         line_no = lines_in(&buf[..complete], line_no, name, |no, line, _| {
             each(no, line).map(|()| true)
         })?;
@@ -796,7 +825,8 @@ fn parallel_body(
 
     let mut buf = input_buffer(CHUNK);
     let mut filled = 0;
-    let (complete, ended) = read_chunk(&mut input, &mut buf, &mut filled, opts.name)?;
+    let (complete, ended) =
+        read_chunk(&mut input, &mut buf, &mut filled, opts.name, table.line_no)?;
     if ended || threads < 2 {
         return serial_body(table, input, format, sink, buf, filled);
     }
@@ -867,7 +897,7 @@ fn parallel_body(
                 if !ended {
                     let mut filled = filled - complete;
                     let (complete, ended) =
-                        read_chunk(&mut input, &mut rest, &mut filled, opts.name)?;
+                        read_chunk(&mut input, &mut rest, &mut filled, opts.name, line_no)?;
                     pending = Some((rest, filled, complete, ended));
                 }
             }
@@ -944,7 +974,8 @@ fn serial_body(
     let opts = table.opts;
     let mut out = spare_buffer();
     loop {
-        let (complete, ended) = read_chunk(&mut input, &mut buf, &mut filled, opts.name)?;
+        let (complete, ended) =
+            read_chunk(&mut input, &mut buf, &mut filled, opts.name, table.line_no)?;
         let rows = chunk_rows(
             opts,
             table.header,
@@ -1022,7 +1053,7 @@ pub(crate) fn parse(
     let line_error = |text: &[u8], problem: String| Error::BadLine {
         input: opts.name.to_owned(),
         line: first_no,
-        text: String::from_utf8_lossy(text).trim_end().to_owned(),
+        text: quoted(text),
         problem,
     };
     let first_text = std::str::from_utf8(first).map_err(|_| Error::Binary {

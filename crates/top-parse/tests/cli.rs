@@ -238,6 +238,25 @@ fn each_kind_of_bad_input_has_its_own_message() {
 }
 
 #[test]
+fn long_lines_are_quoted_in_part_and_bounded_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = "NAMESPACE   NAME   CPU(cores)   MEMORY(bytes)\n";
+    // A bad line of 3,000 bytes: the message quotes its start and says how long it is.
+    let long = dir.path().join("long.txt");
+    std::fs::write(&long, format!("{header}{}\n", "b".repeat(3000))).unwrap();
+    let err = fails(&[long.to_str().unwrap()]);
+    assert!(err.contains("long.txt:2: expected 4 columns"), "{err}");
+    assert!(err.contains("… (3000 bytes in all)"), "{err}");
+    assert!(err.len() < 600, "{} bytes of error", err.len());
+    // A line of megabytes is not read to its end.
+    let huge = dir.path().join("huge.txt");
+    std::fs::write(&huge, format!("{header}{}", "a".repeat(3 << 20))).unwrap();
+    let err = fails(&[huge.to_str().unwrap()]);
+    assert!(err.contains("huge.txt:2: a line of over 1 MiB"), "{err}");
+    assert!(err.len() < 600, "{} bytes of error", err.len());
+}
+
+#[test]
 fn layout_flag_is_checked_against_the_header() {
     let input = fixture("pods.txt");
     let err = fails(&[input.as_str(), "--layout", "nodes"]);
