@@ -35,8 +35,15 @@ python3 scripts/harness.py time --runs 51 --labels rows-250 -- \
   "$bin" "$out/pods-250.txt" > "$out/small.jsonl"
 
 python3 - "$out" <<'PY'
-import json, os, platform, subprocess, sys, datetime
+import json, os, platform, random, statistics, subprocess, sys, datetime
 out = sys.argv[1]
+
+def interval(ratios, resamples=10000):
+    """95% percentile-bootstrap interval of the median paired ratio (rounds resampled, seeded)."""
+    rng = random.Random(1)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+
 def load(name):
     return {r["label"]: r for r in map(json.loads, open(os.path.join(out, name)))}
 t, f, m, s = load("throughput.jsonl"), load("formats.jsonl"), load("memory.jsonl"), load("small.jsonl")
@@ -54,6 +61,11 @@ print("|---|---|---|---|")
 print(f"| 800,000 rows (400k-row file read twice), wall | {t['top-parse']['median_s']*1e3:.1f} ms | {t['python']['median_s']*1e3:.0f} ms | |")
 print(f"| rows per second | {tp/1e6:.1f} M | {py/1e3:.0f} k | |")
 print(f"| speed-up, same run | **{tp/py:.0f}x** | 1x | >= 100x: {ok(tp/py >= 100)} |")
+# Round by round: each Python run over the top-parse run just before it.
+paired = [p / q for q, p in zip(t["top-parse"]["walls_s"], t["python"]["walls_s"])]
+low, high = interval(paired)
+print(f"| speed-up, median of the paired rounds (95% bootstrap interval) | "
+      f"{statistics.median(paired):.0f}x ({low:.0f}-{high:.0f}x) | | |")
 print(f"| peak RSS, 800,000 rows | {mb(t['top-parse']['peak_rss_bytes']):.1f} MB | {mb(t['python']['peak_rss_bytes']):.0f} MB | |")
 print(f"| peak RSS, 400,000 rows / 4,000,000 rows | {mb(m['rows-400k']['peak_rss_bytes']):.1f} MB / {mb(m['rows-4m']['peak_rss_bytes']):.1f} MB | | < 20 MB, flat: {ok(m['rows-400k']['peak_rss_bytes'] < 20e6 and m['rows-4m']['peak_rss_bytes'] < 1.5 * m['rows-400k']['peak_rss_bytes'])} |")
 print(f"| 250-row file, wall (median of {s['rows-250']['runs']}) | {s['rows-250']['median_s']*1e3:.2f} ms | | < 5 ms: {ok(s['rows-250']['median_s'] < 0.005)} |")

@@ -4,7 +4,8 @@
     harness.py time --runs N --label L -- CMD ARGS...
 
 runs CMD N times (stdout to /dev/null) and prints one JSON line: label, runs, median, min and
-max wall seconds (time.perf_counter), and the peak RSS in bytes. The scripts interleave their
+max wall seconds (time.perf_counter), every run's wall seconds in order, and the peak RSS in
+bytes. The scripts interleave their
 commands run by run, so that machine noise falls on all of them alike.
 
 Peak RSS comes from one extra run under GNU time (/usr/bin/time -f %M), not from wait4: Linux
@@ -66,6 +67,8 @@ def main():
             "median_s": walls[len(walls) // 2],
             "min_s": walls[0],
             "max_s": walls[-1],
+            # In run order, so that scripts can pair rounds of interleaved commands.
+            "walls_s": results[label],
             "peak_rss_bytes": peak_rss(cmd),
         }))
 
