@@ -259,16 +259,23 @@ pub fn exit<E: Failure + 'static>(tool: &str, result: Result<(), E>) -> ExitCode
         chain.push(e.to_string());
         source = e.source();
     }
-    let mut stderr = io::stderr().lock();
-    let _ = write!(stderr, "{tool}: error: {}", chain[0]);
+    let _ = writeln!(io::stderr().lock(), "{}", message(tool, &chain));
+    ExitCode::from(err.exit_code())
+}
+
+/// `tool: error: …` and a `caused by:` line per cause, leaving out causes that a line above
+/// already spells out (libraries often repeat their source in their own message).
+fn message(tool: &str, chain: &[String]) -> String {
+    let mut text = format!("{tool}: error: {}", chain[0]);
+    let mut shown: Vec<&str> = vec![&chain[0]];
     for cause in &chain[1..] {
-        // Skip causes already spelled out by the message above them.
-        if !chain[0].contains(cause.as_str()) {
-            let _ = write!(stderr, "\n  caused by: {cause}");
+        if !shown.iter().any(|line| line.contains(cause.as_str())) {
+            text.push_str("\n  caused by: ");
+            text.push_str(cause);
+            shown.push(cause);
         }
     }
-    let _ = writeln!(stderr);
-    ExitCode::from(err.exit_code())
+    text
 }
 
 #[cfg(test)]
@@ -294,6 +301,30 @@ mod tests {
         out.write_all(b"whole\n").unwrap();
         out.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole\n");
+    }
+
+    #[test]
+    fn causes_already_said_are_left_out() {
+        let chain = |c: &[&str]| c.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            message(
+                "t",
+                &chain(&[
+                    "cannot build a client",
+                    "auth error: exec failed",
+                    "exec failed"
+                ])
+            ),
+            "t: error: cannot build a client\n  caused by: auth error: exec failed"
+        );
+        assert_eq!(
+            message("t", &chain(&["x.csv: cannot read: gone", "gone"])),
+            "t: error: x.csv: cannot read: gone"
+        );
+        assert_eq!(
+            message("t", &chain(&["a", "b", "c"])),
+            "t: error: a\n  caused by: b\n  caused by: c"
+        );
     }
 
     #[test]
