@@ -74,8 +74,15 @@ async fn client(opts: &LiveOptions) -> Result<(kube::Client, String, String)> {
     })?;
     let server = config.cluster_url.to_string();
     let namespace = config.default_namespace.clone();
-    let client =
-        kube::Client::try_from(config).map_err(|e| cluster_error("cannot build a client", e))?;
+    let client = kube::Client::try_from(config).map_err(|e| {
+        cluster_error(
+            format!(
+                "cannot set up a client for {server} with the kubeconfig's credentials \
+                 (`kubectl version` would meet the same problem)"
+            ),
+            e,
+        )
+    })?;
     Ok((client, server, namespace))
 }
 
