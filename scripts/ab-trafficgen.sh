@@ -40,15 +40,11 @@ for round in $(seq "$rounds"); do
 done
 
 python3 - "$out/runs.tsv" <<'PY'
-import random, statistics, sys
+import statistics, sys
 runs = [line.split() for line in open(sys.argv[1])]
 
-def interval(ratios, resamples=10000):
-    """95% percentile-bootstrap interval of the median paired ratio (seeded: reproducible)."""
-    rng = random.Random(1)
-    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios)))
-                     for _ in range(resamples))
-    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+sys.path.insert(0, "scripts")
+from harness import interval
 
 us = {}
 for rnd, name, reqs, user, system in runs:

@@ -35,14 +35,11 @@ python3 scripts/harness.py time --runs 51 --labels rows-250 -- \
   "$bin" "$out/pods-250.txt" > "$out/small.jsonl"
 
 python3 - "$out" <<'PY'
-import json, os, platform, random, statistics, subprocess, sys, datetime
+import json, os, platform, statistics, subprocess, sys, datetime
 out = sys.argv[1]
 
-def interval(ratios, resamples=10000):
-    """95% percentile-bootstrap interval of the median paired ratio (rounds resampled, seeded)."""
-    rng = random.Random(1)
-    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
-    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+sys.path.insert(0, "scripts")
+from harness import interval
 
 def load(name):
     return {r["label"]: r for r in map(json.loads, open(os.path.join(out, name)))}

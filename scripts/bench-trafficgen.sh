@@ -80,14 +80,11 @@ print(f"HdrHistogram's Python port read {intervals} intervals, {total.get_total_
 PY
 
 python3 - "$out" "$seconds" <<'PY'
-import json, os, random, sys, statistics, datetime, subprocess, platform
+import json, os, sys, statistics, datetime, subprocess, platform
 out, seconds = sys.argv[1], float(sys.argv[2])
 
-def interval(ratios, resamples=10000):
-    """95% percentile-bootstrap interval of the median paired ratio (rounds resampled, seeded)."""
-    rng = random.Random(1)
-    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios))) for _ in range(resamples))
-    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
+sys.path.insert(0, "scripts")
+from harness import interval
 
 rows = {}
 for line in open(os.path.join(out, "closed.tsv")):

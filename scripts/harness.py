@@ -11,13 +11,26 @@ commands run by run, so that machine noise falls on all of them alike.
 Peak RSS comes from one extra run under GNU time (/usr/bin/time -f %M), not from wait4: Linux
 keeps a process's peak RSS across exec, so a child forked from this Python would report at least
 Python's own ~14 MB.
+
+The benchmark scripts also import `interval` from here, for bootstrap intervals of paired ratios.
 """
 import json
 import os
+import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+
+def interval(ratios, resamples=10000):
+    """95% percentile-bootstrap interval of the median of paired ratios: rounds resampled with
+    replacement, seeded, so that a rerun on the same data gives the same interval."""
+    rng = random.Random(1)
+    medians = sorted(statistics.median(rng.choices(ratios, k=len(ratios)))
+                     for _ in range(resamples))
+    return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
 def run_once(cmd):
