@@ -264,6 +264,12 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
             bar
         });
         let every = format!("{:?}", opts.interval);
+        // For the warning about an empty sample: "matching SELECTOR ", or nothing.
+        let matching = opts
+            .selector
+            .as_ref()
+            .map(|sel| format!("matching {sel:?} "))
+            .unwrap_or_default();
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
         for n in 0..opts.samples {
@@ -293,19 +299,16 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                     let rows = shape_pods(rows, opts);
                     tracing::info!("sample {}: {} pod rows", n + 1, rows.len());
                     if rows.is_empty() {
-                        let scope = match (opts.all_namespaces, &opts.selector) {
-                            (true, None) => "in any namespace".to_owned(),
-                            (true, Some(sel)) => format!("matching {sel:?} in any namespace"),
-                            (false, None) => format!("in namespace {namespace}"),
-                            (false, Some(sel)) => {
-                                format!("matching {sel:?} in namespace {namespace}")
-                            }
+                        let place = if opts.all_namespaces {
+                            "in any namespace".to_owned()
+                        } else {
+                            format!("in namespace {namespace}")
                         };
                         tracing::warn!(
-                            "sample {}: the metrics API lists no pods {scope}. metrics-server \
-                             reports a pod some 15-60 s after it starts (kubectl top then says \
-                             \"metrics not available yet\"); without pods it says \"No \
-                             resources found\"",
+                            "sample {}: the metrics API lists no pods {matching}{place}. \
+                             metrics-server reports a pod some 15-60 s after it starts \
+                             (kubectl top then says \"metrics not available yet\"); without \
+                             pods it says \"No resources found\"",
                             n + 1
                         );
                     }
@@ -336,13 +339,10 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                     tracing::info!("sample {}: {} node rows", n + 1, rows.len());
                     if rows.is_empty() {
                         tracing::warn!(
-                            "sample {}: the metrics API lists no nodes{}; is metrics-server \
+                            "sample {}: the metrics API lists no {}; is metrics-server \
                              running, and has it scraped the nodes yet?",
                             n + 1,
-                            opts.selector
-                                .as_ref()
-                                .map(|sel| format!(" matching {sel:?}"))
-                                .unwrap_or_default()
+                            format!("nodes {matching}").trim_end()
                         );
                     }
                     for r in rows {

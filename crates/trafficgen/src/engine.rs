@@ -350,14 +350,14 @@ async fn reachable(plan: &Plan, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr
         }
     }
     if good.is_empty() {
-        let problem = match problems.len() {
-            0 => "no addresses".to_owned(),
-            1 => problems.swap_remove(0).1,
-            _ => problems
+        let problem = if problems.is_empty() {
+            "no addresses".to_owned()
+        } else {
+            problems
                 .into_iter()
                 .map(|(_, p)| p)
                 .collect::<Vec<_>>()
-                .join("; "),
+                .join("; ")
         };
         return Err(Error::Unreachable {
             target: plan.url.clone(),

@@ -265,6 +265,7 @@ fn write_summary(mut out: Output, summary: &TrafficgenSummary, path: &str) -> Re
 /// Reads summaries, checks their schema, and merges them.
 fn merge(inputs: &[String], output: &str) -> Result<()> {
     let mut summaries = Vec::with_capacity(inputs.len());
+    let mut names = Vec::with_capacity(inputs.len());
     for arg in inputs {
         let input = Input::from_arg(arg);
         let name = input.to_string();
@@ -280,10 +281,11 @@ fn merge(inputs: &[String], output: &str) -> Result<()> {
                 source,
             })?;
         summaries.push(read_summary(&name, &text)?);
+        names.push(name);
     }
     let merged = trafficgen::merge(&summaries).map_err(|e| match e {
         MergeError::Histogram { index, source } => Error::BadSummary {
-            input: Input::from_arg(&inputs[index]).to_string(),
+            input: names[index].clone(),
             problem: source.to_string(),
         },
         MergeError::Mode {
@@ -297,9 +299,9 @@ fn merge(inputs: &[String], output: &str) -> Result<()> {
             };
             Error::Merge(format!(
                 "{} is {} run and {} {} one: open- and closed-loop runs do not merge",
-                Input::from_arg(&inputs[index]),
+                names[index],
                 loop_name(found),
-                Input::from_arg(&inputs[0]),
+                names[0],
                 loop_name(expected)
             ))
         }
