@@ -367,14 +367,12 @@ fn unlike_arms_are_flagged() {
         .unwrap()
         .replace("\"connections\": 50", "\"connections\": 100");
     std::fs::write(&t, text).unwrap();
-    let out = compare(&[
-        "--arm",
-        &format!("linkerd={}", l.display()),
-        "--arm",
-        &format!("istio={}", i.display()),
-        "-o",
-        "/dev/null",
-    ]);
+    let (linkerd, istio) = (
+        format!("linkerd={}", l.display()),
+        format!("istio={}", i.display()),
+    );
+    let both = || compare(&["--arm", &linkerd, "--arm", &istio, "-o", "/dev/null"]);
+    let out = both();
     assert!(out.status.success());
     assert!(
         stderr(&out).contains("arms differ in connections"),
@@ -389,14 +387,7 @@ fn unlike_arms_are_flagged() {
         .replace("\"saturated\": false", "\"saturated\": true")
         .replace("\"interrupted\": false", "\"interrupted\": true");
     std::fs::write(&t, text).unwrap();
-    let out = compare(&[
-        "--arm",
-        &format!("linkerd={}", l.display()),
-        "--arm",
-        &format!("istio={}", i.display()),
-        "-o",
-        "/dev/null",
-    ]);
+    let out = both();
     assert!(out.status.success());
     let err = stderr(&out);
     assert!(

@@ -201,12 +201,19 @@ fn summaries_merge_exactly() {
     );
     assert!(merged.service_time_us.p50.is_some() && merged.send_lag_us.p50.is_some());
 
+    // `merge` of these files fails with exit code 1: its message.
+    let refused = |files: &[&std::path::Path]| {
+        let mut args = vec!["merge"];
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        let out = trafficgen(&args);
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
     // A file that is not a summary is refused with its name.
     let bogus = dir.path().join("bogus.json");
     std::fs::write(&bogus, r#"{"schema":"meshbench/pod-usage/v1"}"#).unwrap();
-    let out = trafficgen(&["merge", a.to_str().unwrap(), bogus.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&[&a, &bogus]);
     assert!(
         err.contains("bogus.json") && err.contains("pod-usage"),
         "{err}"
@@ -219,9 +226,7 @@ fn summaries_merge_exactly() {
     closed["rate_target"] = serde_json::Value::Null;
     let closed_path = dir.path().join("closed.json");
     std::fs::write(&closed_path, closed.to_string()).unwrap();
-    let out = trafficgen(&["merge", a.to_str().unwrap(), closed_path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&[&a, &closed_path]);
     assert!(
         err.contains("closed.json is a closed-loop run and") && err.contains("a.json an open-loop"),
         "{err}"
@@ -233,9 +238,7 @@ fn summaries_merge_exactly() {
     damaged["service_time_histogram"] = serde_json::Value::from("SElTVEZBQUFB");
     let damaged_path = dir.path().join("damaged.json");
     std::fs::write(&damaged_path, damaged.to_string()).unwrap();
-    let out = trafficgen(&["merge", damaged_path.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&[&damaged_path]);
     assert!(
         err.contains("damaged.json") && err.contains("service_time_histogram"),
         "{err}"
