@@ -152,15 +152,29 @@ impl Scenario {
             path: path.display().to_string(),
             source,
         })?;
-        Scenario::parse(&text).map_err(|message| ScenarioError::Invalid {
-            path: path.display().to_string(),
+        let name = path.display().to_string();
+        Scenario::parse_named(&text, &name).map_err(|message| ScenarioError::Invalid {
+            path: name,
             message,
         })
     }
 
     /// Parses and checks scenario text; errors carry the line where the parser has one.
     pub fn parse(text: &str) -> Result<Scenario, String> {
-        let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+        Scenario::parse_named(text, "<scenario>")
+    }
+
+    /// As [`Scenario::parse`], with `name` (the file) in the excerpt a YAML error shows.
+    fn parse_named(text: &str, name: &str) -> Result<Scenario, String> {
+        let scenario: Scenario = serde_saphyr::from_str(text).map_err(|e| {
+            let shown =
+                e.render_with_options(serde_saphyr::render_options! { source_name: Some(name) });
+            // The excerpt starts "error: ", which the tool's own "error:" already says.
+            match shown.strip_prefix("error: ") {
+                Some(rest) => rest.to_owned(),
+                None => shown,
+            }
+        })?;
         scenario.check()?;
         Ok(scenario)
     }
@@ -371,6 +385,20 @@ bootstrap: |
     }
 
     #[test]
+    fn a_bad_file_is_named_in_the_error_and_its_excerpt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cut.yaml");
+        std::fs::write(&path, "schema: meshbench/kubesim-scenario/v1\nseed: 1\n").unwrap();
+        let e = Scenario::load(&path).unwrap_err().to_string();
+        let shown = path.display().to_string();
+        assert!(
+            e.starts_with(&format!("scenario {shown}: line 2 column 1: missing")),
+            "{e}"
+        );
+        assert!(e.contains(&format!("--> {shown}:2:1")), "{e}");
+    }
+
+    #[test]
     fn errors_say_where() {
         let e = Scenario::parse(
             "schema: meshbench/kubesim-scenario/v1\nnodes:\n  - {name: a, cpu: 2x, memory: 1Gi}\n",
@@ -387,5 +415,11 @@ bootstrap: |
         )
         .unwrap_err();
         assert!(e.contains("v2"), "{e}");
+        let e = Scenario::parse("schema: meshbench/kubesim-scenario/v1\n").unwrap_err();
+        assert!(
+            e.starts_with("line 1 column 1: missing field `nodes`"),
+            "{e}"
+        );
+        assert!(e.contains("--> <scenario>:1:1"), "{e}");
     }
 }
