@@ -631,6 +631,22 @@ enum Connection {
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
 }
 
+/// What to add to a TLS handshake error whose answer was not TLS at all: most often an
+/// `https://` URL for a plain-HTTP port.
+fn plain_http_hint(e: &std::io::Error) -> &'static str {
+    let not_tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        == Some(&rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+    if not_tls {
+        " (the server did not answer in TLS: is it plain HTTP? then use http://)"
+    } else {
+        ""
+    }
+}
+
 impl Connection {
     /// Connects (TCP, then TLS for https), and hands the connection's driver to the runtime.
     /// Errors come with their kind: `connect`.
@@ -647,7 +663,13 @@ impl Connection {
                 let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
                     .connect(name, tcp)
                     .await
-                    .map_err(|e| ("connect", format!("TLS handshake with {}: {e}", plan.host)))?;
+                    .map_err(|e| {
+                        let hint = plain_http_hint(&e);
+                        (
+                            "connect",
+                            format!("TLS handshake with {}: {e}{hint}", plan.host),
+                        )
+                    })?;
                 let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
                 if plan.http2 && !h2 {
                     return Err((

@@ -435,6 +435,16 @@ fn bad_targets_and_arguments_fail_clearly() {
     );
     assert!(out.stdout.is_empty());
 
+    // https:// for a plain-HTTP port: the handshake error says what is likely wrong.
+    let plain = sample_app(Delay::None);
+    let out = trafficgen(&["-n", "1", &format!("https://{plain}/")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("TLS handshake") && err.contains("use http://"),
+        "{err}"
+    );
+
     for (args, expected) in [
         (&["notaurl"][..], "bad URL"),
         (&["ftp://127.0.0.1/"][..], "not http or https"),
