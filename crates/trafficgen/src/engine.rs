@@ -631,19 +631,31 @@ enum Connection {
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
 }
 
-/// What to add to a TLS handshake error whose answer was not TLS at all: most often an
-/// `https://` URL for a plain-HTTP port.
-fn plain_http_hint(e: &std::io::Error) -> &'static str {
-    let not_tls = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        == Some(&rustls::Error::InvalidMessage(
-            rustls::InvalidMessage::InvalidContentType,
-        ));
-    if not_tls {
-        " (the server did not answer in TLS: is it plain HTTP? then use http://)"
-    } else {
-        ""
+/// What to add to a TLS handshake error, for the failures people meet most: an `https://` URL
+/// for a plain-HTTP port, a private CA not passed, and a self-signed CA certificate served as the
+/// server's own (what `openssl req -x509` makes by default; curl takes it, rustls does not).
+fn tls_hint(e: &std::io::Error) -> &'static str {
+    use rustls::{CertificateError, Error as Tls, InvalidMessage};
+    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<Tls>()) else {
+        return "";
+    };
+    match tls {
+        Tls::InvalidMessage(InvalidMessage::InvalidContentType) => {
+            " (the server did not answer in TLS: is it plain HTTP? then use http://)"
+        }
+        Tls::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            " (no trusted CA issued the server's certificate: pass its CA with --cacert FILE, \
+             or skip verification with --insecure)"
+        }
+        Tls::InvalidCertificate(CertificateError::Other(other))
+            if other.0.downcast_ref::<webpki::Error>()
+                == Some(&webpki::Error::CaUsedAsEndEntity) =>
+        {
+            " (the server presents a CA certificate, basicConstraints CA:TRUE, as its own, which \
+             rustls refuses even with --cacert: serve a certificate issued by that CA, or skip \
+             verification with --insecure)"
+        }
+        _ => "",
     }
 }
 
@@ -664,7 +676,7 @@ impl Connection {
                     .connect(name, tcp)
                     .await
                     .map_err(|e| {
-                        let hint = plain_http_hint(&e);
+                        let hint = tls_hint(&e);
                         (
                             "connect",
                             format!("TLS handshake with {}: {e}{hint}", plan.host),

@@ -554,7 +554,7 @@ fn tls_is_verified_by_default() {
         "{err}"
     );
     assert!(
-        err.to_lowercase().contains("unknown") || err.contains("issuer"),
+        err.contains("UnknownIssuer") && err.contains("pass its CA with --cacert"),
         "{err}"
     );
 
@@ -571,6 +571,32 @@ fn tls_is_verified_by_default() {
     let out = trafficgen(&["-r", "50", "-d", "1s", "-c", "1", "--insecure", &target]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NOT verified"));
+
+    // A self-signed CA certificate served as the server's own, as `openssl req -x509` makes
+    // them: rustls refuses it even when trusted, and the error says what to do instead.
+    let (ca_as_leaf, ca_key) = {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let key = KeyPair::generate().unwrap();
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    };
+    let self_signed = tls_sample_app(ca_as_leaf.as_bytes(), ca_key.as_bytes());
+    let trusted = dir.path().join("self-signed.pem");
+    std::fs::write(&trusted, &ca_as_leaf).unwrap();
+    let out = trafficgen(&[
+        "-n",
+        "1",
+        "--cacert",
+        trusted.to_str().unwrap(),
+        &format!("https://{self_signed}/"),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CA:TRUE") && err.contains("--insecure"),
+        "{err}"
+    );
 
     // A --cacert that is not a certificate is refused by name.
     let junk = dir.path().join("junk.pem");
