@@ -901,7 +901,13 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
             Ok(Ok(status)) => Answer::Status(status),
             Ok(Err(e)) => {
                 if !warned {
-                    tracing::warn!("connection {k}: {e}");
+                    // A TLS server's alert in place of an HTTP answer is the usual cause.
+                    let hint = if e.is_parse() && plan.tls.is_none() {
+                        " (the answer was not HTTP: is it an HTTPS port? then use https://)"
+                    } else {
+                        ""
+                    };
+                    tracing::warn!("connection {k}: {e}{hint}");
                     warned = true;
                 }
                 conn = None;

@@ -598,6 +598,15 @@ fn tls_is_verified_by_default() {
         "{err}"
     );
 
+    // http:// for an HTTPS port: every request fails, and the warning says why.
+    let out = trafficgen(&["-n", "2", "-c", "1", &url(addr)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is it an HTTPS port? then use https://"),
+        "{err}"
+    );
+
     // A --cacert that is not a certificate is refused by name.
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "hello").unwrap();
