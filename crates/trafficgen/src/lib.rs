@@ -283,6 +283,16 @@ fn merge(inputs: &[String], output: &str) -> Result<()> {
         summaries.push(read_summary(&name, &text)?);
         names.push(name);
     }
+    // The same run given twice (a repeated path, or a copy) would count its requests twice.
+    for (j, later) in summaries.iter().enumerate() {
+        if let Some(i) = summaries[..j].iter().position(|earlier| earlier == later) {
+            return Err(Error::Merge(format!(
+                "{} and {} are the same run (every figure equal): merged, its requests would \
+                 count twice",
+                names[i], names[j]
+            )));
+        }
+    }
     let merged = trafficgen::merge(&summaries).map_err(|e| match e {
         MergeError::Histogram { index, source } => Error::BadSummary {
             input: names[index].clone(),

@@ -232,6 +232,15 @@ fn summaries_merge_exactly() {
         "{err}"
     );
 
+    // The same run twice, by path or as a copy, would double its requests: refused.
+    let copy = dir.path().join("copy.json");
+    std::fs::copy(&a, &copy).unwrap();
+    let err = refused(&[&a, &b, &copy]);
+    assert!(
+        err.contains("a.json and") && err.contains("copy.json are the same run"),
+        "{err}"
+    );
+
     // A damaged secondary histogram is named when the file is read (found by fuzzing).
     let mut damaged: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&a).unwrap()).unwrap();
