@@ -498,7 +498,11 @@ pub fn run(args: Args) -> Result<(), Error> {
             .position(|a| &a.name == name)
             .ok_or_else(|| Error::Usage(format!("--baseline {name:?} is not one of the arms")))?,
     };
-    for w in like_for_like(&arms).into_iter().chain(unsound_loads(&arms)) {
+    for w in like_for_like(&arms)
+        .into_iter()
+        .chain(unsound_loads(&arms))
+        .chain(load::copies(&arms))
+    {
         tracing::warn!("{w}");
     }
     let mut profiles = Vec::new();

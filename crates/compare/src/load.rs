@@ -19,6 +19,9 @@ pub struct Repetition {
     pub nodes: Vec<(usize, NodeUsageRow)>,
     pub loads: Vec<TrafficgenSummary>,
     pub install: Option<MeshInstallSummary>,
+    /// Each file read, with a hash of its bytes: repetitions that are copies of one another
+    /// are told apart by it (see [`copies`]).
+    pub files: Vec<(PathBuf, u64)>,
 }
 
 /// A named arm: one mesh (or none), one or more repetitions.
@@ -90,6 +93,7 @@ fn repetition(dir: &Path, files: &[PathBuf]) -> Result<Repetition, Error> {
         }
         let text =
             std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot read: {e}")))?;
+        rep.files.push((path.clone(), fingerprint(&text)));
         if text.trim().is_empty() {
             return Err(bad(
                 path,
@@ -124,6 +128,60 @@ fn repetition(dir: &Path, files: &[PathBuf]) -> Result<Repetition, Error> {
         }
     }
     Ok(rep)
+}
+
+fn fingerprint(text: &str) -> u64 {
+    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+    let mut hasher = DefaultHasher::new();
+    text.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Files with the same bytes in two repetitions (of one arm or of two): a copied file, or one
+/// directory given twice. Each repetition must be its own run; copies make two arms look alike,
+/// or an interval narrower than the runs allow. One line per pair of repetitions, naming the
+/// copied files.
+pub fn copies(arms: &[Arm]) -> Vec<String> {
+    // Every file seen so far: its hash, and the arm and repetition it is in.
+    let mut seen: Vec<(u64, usize, usize)> = Vec::new();
+    // (arm, repetition) of a copy and of its original, and the copies' file names.
+    let mut pairs: Vec<((usize, usize), (usize, usize), Vec<String>)> = Vec::new();
+    for (a, arm) in arms.iter().enumerate() {
+        for (r, rep) in arm.reps.iter().enumerate() {
+            for (path, hash) in &rep.files {
+                let original = seen
+                    .iter()
+                    .find(|&&(h, oa, or)| h == *hash && (oa, or) != (a, r))
+                    .map(|&(_, oa, or)| (oa, or));
+                let name = path.file_name().map_or_else(
+                    || path.display().to_string(),
+                    |n| n.to_string_lossy().into(),
+                );
+                match original {
+                    Some(o) => match pairs.iter_mut().find(|(c, p, _)| *c == (a, r) && *p == o) {
+                        Some((_, _, names)) => names.push(name),
+                        None => pairs.push(((a, r), o, vec![name])),
+                    },
+                    None => seen.push((*hash, a, r)),
+                }
+            }
+        }
+    }
+    let at = |(a, r): (usize, usize)| {
+        format!("{} (arm {:?})", arms[a].reps[r].dir.display(), arms[a].name)
+    };
+    pairs
+        .into_iter()
+        .map(|(copy, original, names)| {
+            format!(
+                "{} holds copies of {}'s files ({}): each repetition must be a run of its own, \
+                 or the deltas and intervals describe copies",
+                at(copy),
+                at(original),
+                names.join(", ")
+            )
+        })
+        .collect()
 }
 
 fn json(path: &Path, text: &str, rep: &mut Repetition) -> Result<(), Error> {

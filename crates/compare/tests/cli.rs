@@ -395,6 +395,31 @@ fn unlike_arms_are_flagged() {
         "{err}"
     );
     assert!(err.contains("the load run was interrupted"), "{err}");
+    assert!(!err.contains("copies"), "{err}");
+
+    // A repetition that is a copy of another, or one directory given as two arms, is named with
+    // the copied files.
+    let reps = dir.path().join("reps");
+    for r in ["1", "2"] {
+        copy("linkerd", &format!("reps/{r}"));
+    }
+    std::fs::write(reps.join("2/trafficgen.json"), std::fs::read(&t).unwrap()).unwrap();
+    let reps_arm = format!("again={}", reps.display());
+    let out = compare(&["--arm", &reps_arm, "--arm", &linkerd, "-o", "/dev/null"]);
+    assert!(out.status.success());
+    let err = stderr(&out);
+    let copies: Vec<&str> = err.lines().filter(|l| l.contains("holds copies")).collect();
+    assert_eq!(copies.len(), 2, "{err}");
+    assert!(
+        copies[0].contains("2 (arm \"again\") holds copies of")
+            && copies[0].ends_with("describe copies")
+            && copies[0].contains("files (mesh-install.json, pods.csv):"),
+        "{err}"
+    );
+    assert!(
+        copies[1].contains("(mesh-install.json, pods.csv, trafficgen.json)"),
+        "{err}"
+    );
 }
 
 #[test]
