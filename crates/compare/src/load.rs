@@ -144,8 +144,10 @@ fn fingerprint(text: &str) -> u64 {
 pub fn copies(arms: &[Arm]) -> Vec<String> {
     // Every file seen so far: its hash, and the arm and repetition it is in.
     let mut seen: Vec<(u64, usize, usize)> = Vec::new();
-    // (arm, repetition) of a copy and of its original, and the copies' file names.
-    let mut pairs: Vec<((usize, usize), (usize, usize), Vec<String>)> = Vec::new();
+    // A repetition: its arm's index, and its own.
+    type At = (usize, usize);
+    // A copy's repetition, its original's, and the copied files' names.
+    let mut pairs: Vec<(At, At, Vec<String>)> = Vec::new();
     for (a, arm) in arms.iter().enumerate() {
         for (r, rep) in arm.reps.iter().enumerate() {
             for (path, hash) in &rep.files {
@@ -167,9 +169,7 @@ pub fn copies(arms: &[Arm]) -> Vec<String> {
             }
         }
     }
-    let at = |(a, r): (usize, usize)| {
-        format!("{} (arm {:?})", arms[a].reps[r].dir.display(), arms[a].name)
-    };
+    let at = |(a, r): At| format!("{} (arm {:?})", arms[a].reps[r].dir.display(), arms[a].name);
     pairs
         .into_iter()
         .map(|(copy, original, names)| {
