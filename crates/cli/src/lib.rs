@@ -200,10 +200,22 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     std::time::Duration::try_from_secs_f64(value * scale).ok()
 }
 
+/// The workspace's crates, as tracing names their targets.
+const OUR_CRATES: [&str; 7] = [
+    "compare",
+    "kubesim",
+    "meshbench_cli",
+    "meshbench_formats",
+    "sample_app",
+    "top_parse",
+    "trafficgen",
+];
+
 /// Logging flags every tool accepts.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct LogArgs {
-    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    /// More log output on stderr (-v info, -vv debug, -vvv trace; libraries' logs from -v on);
+    /// RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Only errors on stderr.
@@ -212,17 +224,28 @@ pub struct LogArgs {
 }
 
 impl LogArgs {
+    /// The filter `-v`/`-q` stand for: meshbench's own crates at the chosen level, libraries
+    /// one level quieter, and silent by default. A library's failure reaches the user as the
+    /// tool's own error message, so its log line (kube's "failed with error …") only repeats it.
+    pub fn directives(self) -> String {
+        let (ours, libraries) = match (self.quiet, self.verbose) {
+            (true, _) => ("error", "off"),
+            (false, 0) => ("warn", "off"),
+            (false, 1) => ("info", "warn"),
+            (false, 2) => ("debug", "info"),
+            (false, _) => ("trace", "trace"),
+        };
+        let mut directives = libraries.to_owned();
+        for krate in OUR_CRATES {
+            directives.push_str(&format!(",{krate}={ours}"));
+        }
+        directives
+    }
+
     /// Installs a tracing subscriber writing to stderr (coloured only on a terminal).
     pub fn init(self) {
-        let level = match (self.quiet, self.verbose) {
-            (true, _) => "error",
-            (false, 0) => "warn",
-            (false, 1) => "info",
-            (false, 2) => "debug",
-            (false, _) => "trace",
-        };
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(self.directives()));
         // A second init (tests calling run twice) is harmless: keep the first subscriber.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -281,6 +304,24 @@ fn message(tool: &str, chain: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn libraries_log_only_when_asked() {
+        let at = |quiet, verbose| LogArgs { verbose, quiet }.directives();
+        assert!(
+            at(false, 0).starts_with("off,compare=warn,"),
+            "{}",
+            at(false, 0)
+        );
+        assert!(at(true, 0).starts_with("off,") && at(true, 0).ends_with("trafficgen=error"));
+        assert!(at(false, 1).starts_with("warn,") && at(false, 1).contains("top_parse=info"));
+        assert!(at(false, 2).starts_with("info,") && at(false, 2).contains("kubesim=debug"));
+        assert!(at(false, 3).starts_with("trace,") && at(false, 3).contains("sample_app=trace"));
+        for (q, v) in [(true, 0), (false, 0), (false, 1), (false, 2), (false, 5)] {
+            let filter = tracing_subscriber::EnvFilter::try_new(at(q, v));
+            assert!(filter.is_ok(), "{}", at(q, v));
+        }
+    }
 
     #[test]
     fn output_is_invisible_until_committed() {
