@@ -32,6 +32,12 @@ cp fixtures/scenarios/*.yaml fixtures/manifests/*.yaml fuzz/corpus/kubesim_input
 for sel in 'app=web,tier!=db' 'env in (a,b),!legacy' 'metadata.name=p,status.phase!=Running'; do
   printf '%s' "$sel" > "fuzz/corpus/kubesim_inputs/sel-$(echo "$sel" | md5sum | cut -c1-8)"
 done
+mkdir -p fuzz/corpus/compare_inputs
+for c in 'latency_p99_ms > 150' 'delta.control_plane_cpu_millicores<=-50' 'linkerd.v2.install_s >= 1e2'; do
+  printf '%s' "$c" > "fuzz/corpus/compare_inputs/cond-$(echo "$c" | md5sum | cut -c1-8)"
+done
+printf '[[profile]]\nmesh = "kuma"\ncontrol_plane = "kuma-system"\nproxy = "kuma-sidecar"\n' \
+  > fuzz/corpus/compare_inputs/profile.toml
 for target in $(cargo +nightly fuzz list); do
   # hdrhistogram 7.6's decoder negates a zero-run count, which overflows for i64::MIN: release
   # builds (what ships) wrap and return an error, builds with overflow checks panic (and

@@ -14,6 +14,7 @@ use clap::Parser;
 use meshbench_cli::{Failure, LogArgs, Output};
 use meshbench_formats::comparison::{COMPARISON, Comparison, ComparisonRow, METRICS};
 
+pub mod gate;
 pub mod load;
 pub mod metrics;
 mod plot;
@@ -82,10 +83,11 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub plot: Option<PathBuf>,
 
-    /// Exit with 3 when a condition holds: 'METRIC OP NUMBER' on every arm, 'ARM.METRIC …' on
-    /// one, 'delta.METRIC …' on the delta in percent; OP is one of > >= < <= (repeatable).
+    /// Exit with 3 when a condition holds: 'METRIC OP NUMBER' on every arm that has the metric,
+    /// 'ARM.METRIC …' on one, 'delta.METRIC …' on the delta in percent; OP is one of > >= < <=
+    /// (repeatable). A condition with no value to check exits with 1.
     #[arg(long = "fail-if", value_name = "CONDITION")]
-    pub fail_if: Vec<String>,
+    pub fail_if: Vec<gate::Condition>,
 
     #[command(flatten)]
     pub log: LogArgs,
@@ -122,6 +124,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Gate(String),
+    /// A `--fail-if` condition without a value to check: the gate must not pass.
+    #[error("--fail-if: {0}")]
+    Unchecked(String),
 }
 
 impl Failure for Error {
@@ -429,58 +434,18 @@ fn csv(c: &Comparison) -> String {
     out
 }
 
-/// Evaluates one `--fail-if` condition; `Some(reason)` when it holds.
-fn gate(c: &Comparison, condition: &str) -> Result<Option<String>, Error> {
-    let usage = || {
-        Error::Usage(format!(
-            "--fail-if {condition:?}: expected 'METRIC OP NUMBER', 'ARM.METRIC OP NUMBER' or \
-             'delta.METRIC OP NUMBER' with OP one of > >= < <="
-        ))
-    };
-    let parts: Vec<&str> = condition.split_whitespace().collect();
-    let [target, op, number] = parts[..] else {
-        return Err(usage());
-    };
-    let limit: f64 = number.parse().map_err(|_| usage())?;
-    let holds = |v: f64| match op {
-        ">" => Ok(v > limit),
-        ">=" => Ok(v >= limit),
-        "<" => Ok(v < limit),
-        "<=" => Ok(v <= limit),
-        _ => Err(usage()),
-    };
-    let (scope, metric) = target
-        .split_once('.')
-        .map_or((None, target), |(a, m)| (Some(a), m));
-    let row = c.rows.iter().find(|r| r.metric == metric).ok_or_else(|| {
-        Error::Usage(format!(
-            "--fail-if {condition:?}: unknown metric {metric:?}; known: {}",
-            METRICS.map(|(m, _)| m).join(", ")
-        ))
-    })?;
-    let checked: Vec<(String, Option<f64>)> = match scope {
-        Some("delta") => vec![("delta".to_owned(), row.delta_pct)],
-        Some(arm) => {
-            let v = row
-                .values
-                .get(arm)
-                .ok_or_else(|| Error::Usage(format!("--fail-if {condition:?}: no arm {arm:?}")))?;
-            vec![(arm.to_owned(), *v)]
-        }
-        None => c.arms.iter().map(|a| (a.clone(), row.values[a])).collect(),
-    };
-    for (who, v) in checked {
-        if let Some(v) = v
-            && holds(v)?
-        {
-            return Ok(Some(format!("{condition}: {who} has {v}")));
-        }
-    }
-    Ok(None)
-}
-
 /// Runs compare.
 pub fn run(args: Args) -> Result<(), Error> {
+    // A gate on an arm that is not given is a typo: say so before reading anything.
+    for condition in &args.fail_if {
+        if let gate::Scope::Arm(arm) = &condition.scope
+            && !args.arms.iter().any(|(name, _)| name == arm)
+        {
+            return Err(Error::Usage(format!(
+                "--fail-if '{condition}': no arm {arm:?}"
+            )));
+        }
+    }
     let arms: Vec<load::Arm> = args
         .arms
         .iter()
@@ -552,11 +517,19 @@ pub fn run(args: Args) -> Result<(), Error> {
     out.write_all(text.as_bytes()).map_err(write_err)?;
     out.commit().map_err(write_err)?;
 
-    let mut failed = Vec::new();
+    let (mut failed, mut unchecked, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
     for condition in &args.fail_if {
-        if let Some(reason) = gate(&comparison, condition)? {
-            failed.push(reason);
+        match condition.check(&comparison, &mut skipped) {
+            gate::Verdict::Holds(reason) => failed.push(reason),
+            gate::Verdict::Unchecked(reason) => unchecked.push(reason),
+            gate::Verdict::DoesNotHold => {}
         }
+    }
+    for s in skipped {
+        tracing::warn!("--fail-if {s}: left out");
+    }
+    if !unchecked.is_empty() {
+        return Err(Error::Unchecked(unchecked.join("; ")));
     }
     if !failed.is_empty() {
         return Err(Error::Gate(format!("--fail-if: {}", failed.join("; "))));

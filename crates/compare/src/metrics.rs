@@ -55,8 +55,12 @@ pub fn read_profiles(path: &std::path::Path) -> Result<Vec<Profile>, Error> {
         problem,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-    let file: ProfileFile =
-        toml::from_str(&text).map_err(|e| bad(format!("not a profile file: {e}")))?;
+    parse_profiles(&text).map_err(bad)
+}
+
+/// Reads the text of a profile file.
+pub fn parse_profiles(text: &str) -> Result<Vec<Profile>, String> {
+    let file: ProfileFile = toml::from_str(text).map_err(|e| format!("not a profile file: {e}"))?;
     Ok(file.profile)
 }
 

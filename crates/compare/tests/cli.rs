@@ -237,17 +237,55 @@ fn fail_if_gates_a_pipeline() {
     ]);
     assert_eq!(compare(&args).status.code(), Some(3));
 
+    // Written as CI files often do, without spaces.
+    let mut args = SEED.to_vec();
+    args.extend_from_slice(&["-o", "/dev/null", "--fail-if", "istio.latency_p99_ms>=118"]);
+    assert_eq!(compare(&args).status.code(), Some(3));
+
+    // A condition that cannot be read fails before anything is read or written.
+    let dir = tempfile::tempdir().unwrap();
+    let verdict = dir.path().join("verdict.json");
     for bad in [
         "latency_p99_ms >> 1",
         "nosuch_metric > 1",
         "p99",
         "ghost.latency_p99_ms > 1",
+        "latency_p99_ms > NaN",
     ] {
         let mut args = SEED.to_vec();
-        args.extend_from_slice(&["-o", "/dev/null", "--fail-if", bad]);
+        args.extend_from_slice(&["-o", verdict.to_str().unwrap(), "--fail-if", bad]);
         let out = compare(&args);
         assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(!verdict.exists(), "{bad}");
     }
+
+    // An arm without a load summary: its latency cannot be checked, which is not a pass.
+    let arm_dir = dir.path().join("no-load");
+    std::fs::create_dir(&arm_dir).unwrap();
+    for f in ["pods.csv", "mesh-install.json"] {
+        std::fs::copy(
+            root().join("fixtures/seed-article/istio").join(f),
+            arm_dir.join(f),
+        )
+        .unwrap();
+    }
+    let istio = format!("istio={}", arm_dir.display());
+    let out = compare(&[
+        "--arm",
+        "linkerd=fixtures/seed-article/linkerd",
+        "--arm",
+        &istio,
+        "-o",
+        "/dev/null",
+        "--fail-if",
+        "istio.latency_p99_ms > 1000",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot be checked, istio has no value"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
