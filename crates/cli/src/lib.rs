@@ -402,6 +402,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn whole_durations_read_exactly_in_every_unit(n in 0u64..1_000_000, unit in 0usize..7) {
+            let (suffix, nanos) = [
+                ("ns", 1), ("us", 1_000), ("µs", 1_000), ("ms", 1_000_000),
+                ("s", 1_000_000_000), ("m", 60_000_000_000), ("h", 3_600_000_000_000),
+            ][unit];
+            let read = parse_duration(&format!("{n}{suffix}")).unwrap();
+            let expected = std::time::Duration::from_nanos(n * nanos);
+            // Through f64 seconds: within a nanosecond for every value here.
+            let off = read.abs_diff(expected);
+            proptest::prop_assert!(off <= std::time::Duration::from_nanos(1), "{n}{suffix}: {read:?}");
+        }
+
+        #[test]
+        fn durations_never_panic(text in "\\PC{0,24}") {
+            let _ = parse_duration(&text);
+        }
+    }
+
     #[cfg(unix)]
     #[test]
     fn special_files_are_written_in_place_not_replaced() {
