@@ -342,6 +342,12 @@ fn target_from(
     if let Some(s) = &sub
         && !(s == "status" && rt.status || s == "scale" && scalable(&rt))
     {
+        // What kubectl logs, exec, attach and port-forward ask for: say why there is none.
+        if rt.kind == "Pod" && matches!(s.as_str(), "log" | "exec" | "attach" | "portforward") {
+            return Err(ApiError::not_served(format!(
+                "kubesim runs no containers, so a pod has no {s} (it simulates the API only)"
+            )));
+        }
         return Err(ApiError::no_resource());
     }
     Ok(Target {

@@ -47,11 +47,12 @@ impl ApiError {
 
     /// A URL no resource is served at.
     pub fn no_resource() -> ApiError {
-        ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
+        ApiError::not_served("the server could not find the requested resource")
+    }
+
+    /// A URL kubesim serves nothing at, with the reason.
+    pub fn not_served(message: impl Into<String>) -> ApiError {
+        ApiError::new(404, "NotFound", message)
     }
 
     /// `pods "x" not found`.

@@ -379,6 +379,20 @@ fn kubectl_reports_the_servers_errors() {
         err.contains("Error from server (NotFound): pods \"nope\" not found"),
         "{err}"
     );
+
+    // Logs of a simulated pod: there are none, and the error says why.
+    let pod = sim.ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let out = sim.kubectl(&["logs", &pod]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("kubesim runs no containers"), "{err}");
 }
 
 #[test]
