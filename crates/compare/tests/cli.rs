@@ -1,4 +1,6 @@
-//! compare's binary on the seed article's arms and on small arms made here.
+//! compare's binary on the seed article's arms and on small arms made here. Whole tables are
+//! compared with golden files in `tests/golden/`; after checking that a difference is intended,
+//! `UPDATE_GOLDEN=1 cargo test -p compare --test cli` writes them anew.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -101,6 +103,40 @@ fn reproduces_the_articles_per_row_deltas() {
             .iter()
             .all(|r| r["ci95"].is_null() && r["significant"].is_null())
     );
+}
+
+/// The whole output, against `tests/golden/NAME` (rewritten with `UPDATE_GOLDEN=1`).
+fn matches_golden(name: &str, args: &[&str]) {
+    let out = compare(args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    let actual = String::from_utf8(out.stdout).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        return std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(actual == expected, "{name} differs:\n{actual}");
+}
+
+#[test]
+fn whole_tables_match_their_golden_files() {
+    for (format, name) in [
+        ("markdown", "seed-article.md"),
+        ("csv", "seed-article.csv"),
+        ("json", "seed-article.json"),
+    ] {
+        let mut args = SEED.to_vec();
+        args.extend_from_slice(&["-f", format]);
+        matches_golden(name, &args);
+    }
+    // Five repetitions an arm: intervals and verdicts, the same for the same seed.
+    let dir = tempfile::tempdir().unwrap();
+    let a = arm(dir.path(), "istio", &[280, 290, 270, 285, 275]);
+    let b = arm(dir.path(), "linkerd", &[120, 125, 115, 118, 122]);
+    matches_golden("repeated.md", &["--arm", &a, "--arm", &b, "-f", "markdown"]);
 }
 
 #[test]
