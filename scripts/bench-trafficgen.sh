@@ -6,7 +6,9 @@
 # nginx-light (one worker) is pinned to core 0 and each generator in turn to core 1, 50
 # connections, closed loop, interleaved round by round. Then trafficgen alone: open loop at
 # 20,000 requests/s, and a 60 s closed-loop run for memory. Installs nginx-light, wrk, golang-go
-# and time from Debian if missing. Prints a Markdown section for docs/benchmarks.md.
+# and time from Debian if missing, and oha (a load generator built on hyper, as trafficgen is)
+# from crates.io into bench-out/tools (a few minutes, once). Prints a Markdown section for
+# docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -28,12 +30,15 @@ cargo build --quiet --release -p trafficgen
 tg=$PWD/target/release/trafficgen
 (cd "$out" && GOCACHE=$PWD/.gocache GO111MODULE=off go build -o seed-trafficgen ../../fixtures/seed/traffic-generator.go)
 seedgo=$PWD/$out/seed-trafficgen
+oha=$PWD/bench-out/tools/bin/oha
+[ -x "$oha" ] || cargo install --quiet --locked --root bench-out/tools oha@1.16.0
 
 # nginx: one worker on core 0.
 . scripts/pinned-nginx.sh
 pinned_nginx "$PWD/$out/nginx" 18081
 
-# One closed-loop run of each generator per round, on core 1, CPU time from GNU time.
+# One closed-loop run of each generator per round, on core 1, CPU time from GNU time (oha counts
+# the requests it completed; the others, those they sent).
 # trafficgen drops its User-Agent (`-H User-Agent:`) so that nginx gets wrk's request byte for
 # byte; the seed's Go program sends Go's default User-Agent, as it always did.
 : > "$out/closed.tsv"
@@ -49,6 +54,10 @@ for round in $(seq "$rounds"); do
   /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$seedgo" "$url" "$seconds" 50 > "$out/go.txt" 2>/dev/null
   reqs=$(awk -F': ' '/Total Requests/ {print $2}' "$out/go.txt")
   echo -e "seed-go\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
+
+  /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$oha" -z "${seconds}s" -c 50 --no-tui --output-format json "$url" > "$out/oha.json"
+  reqs=$(python3 -c "import json;print(sum(json.load(open('$out/oha.json'))['statusCodeDistribution'].values()))")
+  echo -e "oha\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
 done
 
 # Open loop at 20,000 requests/s.
@@ -101,19 +110,21 @@ long_rss = int(open(os.path.join(out, "time-long.txt")).read().split()[-1]) * 10
 cpu_model = next((x.split(":", 1)[1].strip() for x in open("/proc/cpuinfo") if x.startswith("model name")), "?")
 rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 ok = lambda c: "met" if c else "**not met**"
-print(f"### trafficgen vs wrk vs the seed's Go generator ({datetime.date.today()}, commit {rev})\n")
+print(f"### trafficgen vs wrk, oha and the seed's Go generator ({datetime.date.today()}, commit {rev})\n")
 print(f"Machine: {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}. "
       f"nginx-light, one worker, on core 0; each generator on core 1, 50 connections, closed loop, "
       f"{seconds:.0f} s per run, median of {len(rows['wrk'])} interleaved rounds; CPU time from GNU time.\n")
 print("| generator | requests/s | CPU µs per request | peak RSS |")
 print("|---|---|---|---|")
-for t in ["wrk", "trafficgen", "seed-go"]:
+for t in ["wrk", "trafficgen", "oha", "seed-go"]:
     print(f"| {t} | {rps[t]:,.0f} | {cpu[t]:.1f} | {rss[t]/1e6:.1f} MB |")
 print()
 print(f"- trafficgen / wrk requests per second: **{rps['trafficgen']/rps['wrk']:.2f}x** "
       f"(target >= 1.0x: {ok(rps['trafficgen'] >= rps['wrk'])}); CPU per request "
       f"**{cpu['trafficgen']/cpu['wrk']:.2f}x** wrk's (target <= 1.0x: {ok(cpu['trafficgen'] <= cpu['wrk'])}); "
-      f"vs the seed Go program: {rps['trafficgen']/rps['seed-go']:.1f}x the requests per second.")
+      f"vs the seed Go program: {rps['trafficgen']/rps['seed-go']:.1f}x the requests per second; "
+      f"oha, also built on hyper and tokio (it sends its own User-Agent), uses "
+      f"{cpu['oha']/cpu['wrk']:.2f}x wrk's CPU per request.")
 # Ratios within each round, where wrk and trafficgen met the same conditions.
 paired = [(t[0] / w[0], (t[1] / t[0]) / (w[1] / w[0])) for w, t in zip(rows["wrk"], rows["trafficgen"])]
 (rps_low, rps_high), (cpu_low, cpu_high) = interval([a for a, _ in paired]), interval([b for _, b in paired])
