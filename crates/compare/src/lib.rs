@@ -65,9 +65,10 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: String,
 
-    /// Bootstrap resamples for the intervals.
-    #[arg(long, default_value_t = 2000)]
-    pub bootstrap: usize,
+    /// Bootstrap resamples for the intervals (at least 100: a 95% interval is read off the
+    /// resamples' 2.5th and 97.5th percentiles).
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
+    pub bootstrap: u32,
 
     /// Seed of the bootstrap, so that a table is reproducible.
     #[arg(long, default_value_t = 1)]
@@ -436,6 +437,15 @@ fn csv(c: &Comparison) -> String {
 
 /// Runs compare.
 pub fn run(args: Args) -> Result<(), Error> {
+    if let Some(dir) = &args.plot
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "--plot {}: exists and is not a directory",
+            dir.display()
+        )));
+    }
     // A gate on an arm that is not given is a typo: say so before reading anything.
     for condition in &args.fail_if {
         if let gate::Scope::Arm(arm) = &condition.scope
@@ -477,7 +487,14 @@ pub fn run(args: Args) -> Result<(), Error> {
     profiles.extend(metrics::builtin_profiles());
     let per_arm = measure(&arms, &profiles)?;
     let none = none_arm(&arms, &profiles);
-    let comparison = table(&arms, &per_arm, none, baseline, args.bootstrap, args.seed);
+    let comparison = table(
+        &arms,
+        &per_arm,
+        none,
+        baseline,
+        args.bootstrap as usize,
+        args.seed,
+    );
     if let Some(dir) = &args.plot {
         // In the table's order: the reference first.
         let mut order = vec![baseline];

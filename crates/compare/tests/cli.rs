@@ -519,6 +519,24 @@ fn plots_are_svg_charts_naming_the_arms() {
         latency.contains("99.9%") && latency.contains("<polyline"),
         "a nines axis and lines"
     );
+
+    // A --plot that is a file, and too few resamples for a 95% interval: usage errors, up front.
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let mut args = SEED.to_vec();
+    args.extend_from_slice(&["--plot", file.to_str().unwrap(), "-o", "/dev/null"]);
+    let out = compare(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("exists and is not a directory"),
+        "{}",
+        stderr(&out)
+    );
+    let mut args = SEED.to_vec();
+    args.extend_from_slice(&["--bootstrap", "1", "-o", "/dev/null"]);
+    let out = compare(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("100.."), "{}", stderr(&out));
 }
 
 #[test]
