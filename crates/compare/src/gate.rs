@@ -145,11 +145,12 @@ impl Condition {
             .filter(|(_, v)| v.is_none())
             .map(|(who, _)| *who)
             .collect();
-        if missing.len() == values.len() || (self.scope != Scope::Every && !missing.is_empty()) {
-            return Verdict::Unchecked(format!(
-                "{self}: cannot be checked, {} has no value",
-                missing.join(" and ")
-            ));
+        if missing.len() == values.len() {
+            let why = match self.scope {
+                Scope::Every => "no arm has a value".to_owned(),
+                _ => format!("{} has no value", missing[0]),
+            };
+            return Verdict::Unchecked(format!("{self}: cannot be checked, {why}"));
         }
         skipped.extend(
             missing
@@ -263,6 +264,15 @@ mod tests {
             c.check(&nothing, &mut skipped),
             Verdict::Unchecked(_)
         ));
+        let c: Condition = "control_plane_cpu_millicores < 0".parse().unwrap();
+        assert_eq!(
+            c.check(&nothing, &mut skipped),
+            Verdict::Unchecked(
+                "control_plane_cpu_millicores < 0: cannot be checked, no arm has a value"
+                    .to_owned()
+            )
+        );
+        assert!(skipped.is_empty());
     }
 
     fn condition() -> impl Strategy<Value = Condition> {
