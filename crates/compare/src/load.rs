@@ -174,8 +174,9 @@ pub fn copies(arms: &[Arm]) -> Vec<String> {
         .into_iter()
         .map(|(copy, original, names)| {
             format!(
-                "{} holds copies of {}'s files ({}): each repetition must be a run of its own, \
-                 or the deltas and intervals describe copies",
+                "{} has files with the same bytes as {}'s ({}): if they are copies, take them \
+                 out, since each repetition must be a run of its own, or the deltas and \
+                 intervals describe copies",
                 at(copy),
                 at(original),
                 names.join(", ")

@@ -482,12 +482,12 @@ fn unlike_arms_are_flagged() {
     let out = compare(&["--arm", &reps_arm, "--arm", &linkerd, "-o", "/dev/null"]);
     assert!(out.status.success());
     let err = stderr(&out);
-    let copies: Vec<&str> = err.lines().filter(|l| l.contains("holds copies")).collect();
+    let copies: Vec<&str> = err.lines().filter(|l| l.contains("same bytes")).collect();
     assert_eq!(copies.len(), 2, "{err}");
     assert!(
-        copies[0].contains("2 (arm \"again\") holds copies of")
+        copies[0].contains("2 (arm \"again\") has files with the same bytes as")
             && copies[0].ends_with("describe copies")
-            && copies[0].contains("files (mesh-install.json, pods.csv):"),
+            && copies[0].contains("'s (mesh-install.json, pods.csv):"),
         "{err}"
     );
     assert!(
