@@ -96,6 +96,8 @@ pub(crate) fn pod_rows(
     layout: Layout,
     first_line: u64,
     prefix: &CsvPrefix,
+    // The namespace of layouts without a NAMESPACE column (`--namespace`, else empty).
+    default_namespace: &[u8],
     writer: &mut UsageWriter<Vec<u8>>,
     totals: &mut FastTotals,
     mut general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<bool, Error>,
@@ -137,7 +139,11 @@ pub(crate) fn pod_rows(
                 writer
                     .write_plain_pod(
                         prefix,
-                        [name(namespace), token(pod), name(container)],
+                        [
+                            namespace.map_or(default_namespace, token),
+                            token(pod),
+                            name(container),
+                        ],
                         millicores,
                         mebibytes << 20,
                     )

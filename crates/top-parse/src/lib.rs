@@ -120,12 +120,14 @@ pub struct Args {
     #[arg(long, value_name = "NAME", requires = "from_cluster")]
     pub context: Option<String>,
 
-    /// Namespace of the pods (default: the context's) [--from-cluster].
+    /// Namespace of the pods. With --from-cluster, the one to sample (default: the context's);
+    /// with tables from `kubectl top pod -n NS`, which have no NAMESPACE column, the namespace
+    /// their rows are in (default: none, an empty cell).
     #[arg(
         short = 'n',
         long,
         value_name = "NS",
-        requires = "from_cluster",
+        value_parser = namespace_arg,
         conflicts_with = "all_namespaces"
     )]
     pub namespace: Option<String>,
@@ -160,6 +162,22 @@ pub struct Args {
 
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// A namespace name as Kubernetes allows it (an RFC 1123 label): it also needs no quoting in CSV.
+fn namespace_arg(text: &str) -> std::result::Result<String, String> {
+    let label = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    if label {
+        Ok(text.to_owned())
+    } else {
+        Err("expected a namespace name: lower-case letters, digits and '-', at most 63".to_owned())
+    }
 }
 
 fn duration_arg(text: &str) -> std::result::Result<std::time::Duration, String> {
@@ -249,6 +267,9 @@ pub struct Labels {
     pub run: String,
     /// For sources without timestamps of their own.
     pub timestamp: Option<Timestamp>,
+    /// For tables without a NAMESPACE column (`kubectl top pod -n NS`): the namespace of their
+    /// rows.
+    pub namespace: Option<String>,
 }
 
 /// One parsed row, borrowing from the input line.
@@ -451,6 +472,11 @@ pub fn run(args: Args) -> Result<()> {
         labels: Labels {
             run: args.run,
             timestamp: args.timestamp,
+            namespace: if args.from_cluster {
+                None
+            } else {
+                args.namespace.clone()
+            },
         },
         layout: args.layout,
         skip_bad_lines: args.skip_bad_lines,

@@ -147,6 +147,7 @@ fn parse_sample(source: &str, json: &str, opts: &LiveOptions) -> Result<Sampled>
     let labels = Labels {
         run: opts.run.clone(),
         timestamp: None,
+        namespace: None,
     };
     let mut pods = Vec::new();
     let mut nodes = Vec::new();

@@ -63,6 +63,13 @@ pub(crate) fn parse(
         input: name.to_owned(),
         problem,
     };
+    if labels.namespace.is_some() {
+        return Err(bad(
+            "metrics API JSON names each pod's namespace: --namespace is for tables from \
+             `kubectl top pod -n NS`, which have no NAMESPACE column"
+                .to_owned(),
+        ));
+    }
     let doc: Document = serde_json::from_slice(bytes).map_err(|e| Error::Json {
         input: name.to_owned(),
         line: e.line() as u64,

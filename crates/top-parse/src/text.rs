@@ -501,7 +501,7 @@ impl<'o> Table<'o> {
         }
         let (namespace, pod, container) = layout.name_slots();
         let (namespace, pod, container) = (
-            namespace.map(|i| tokens[i]),
+            namespace.map(|i| tokens[i]).or(labels.namespace.as_deref()),
             tokens[pod],
             container.map(|i| tokens[i]),
         );
@@ -770,7 +770,15 @@ fn chunk_rows_by(
         }
         Ok(true)
     };
+    // The fast path writes names unquoted: a namespace from the API user must not need quotes
+    // (the CLI only takes namespace names, which never do).
+    let plain_namespace = opts
+        .labels
+        .namespace
+        .as_deref()
+        .is_none_or(|n| !n.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r')));
     let last_line = if fast
+        && plain_namespace
         && format == UsageFormat::Csv
         && header.layout.kind() == UsageKind::Pods
         && !header.swap
@@ -783,6 +791,11 @@ fn chunk_rows_by(
             header.layout,
             first_line,
             &prefix,
+            opts.labels
+                .namespace
+                .as_deref()
+                .unwrap_or_default()
+                .as_bytes(),
             &mut writer,
             &mut fast,
             |no, line, next, writer| general(no, line_text(line, no, opts.name)?, next, writer),
@@ -1106,6 +1119,24 @@ pub(crate) fn parse(
             ));
         }
     };
+    if opts.labels.namespace.is_some() {
+        let has = match header.layout {
+            Layout::Nodes => Some("node rows have no namespace"),
+            Layout::PodsAllNamespaces | Layout::ContainersAllNamespaces => {
+                Some("this table has a NAMESPACE column (`kubectl top pod -A`)")
+            }
+            Layout::Pods | Layout::Containers => None,
+        };
+        if let Some(has) = has {
+            return Err(line_error(
+                first,
+                format!(
+                    "{has}: --namespace is for tables from `kubectl top pod -n NS`, which have \
+                     no NAMESPACE column"
+                ),
+            ));
+        }
+    }
     if header.swap {
         tracing::info!(
             "{}: SWAP columns are checked but not written (usage rows have no swap column)",
@@ -1219,12 +1250,13 @@ mod tests {
                 Just(Layout::Containers),
                 Just(Layout::ContainersAllNamespaces),
             ],
+            namespace in prop::option::of(Just("linkerd".to_owned())),
         ) {
             let mut text = lines.join("\n");
             if final_newline {
                 text.push('\n');
             }
-            let labels = Labels { run: "r,1".to_owned(), timestamp: None };
+            let labels = Labels { run: "r,1".to_owned(), timestamp: None, namespace };
             let opts = TextOptions { name: "t", layout: None, skip_bad_lines, labels: &labels };
             let header = Header { layout, swap: false };
             let run = |fast| {

@@ -311,6 +311,48 @@ fn a_headerless_table_may_be_only_its_sum_footer() {
     }
 }
 
+/// `kubectl top pod -n NS` prints no NAMESPACE column: `--namespace` says which it was, so that
+/// compare can tell the control plane's pods from the workload's.
+#[test]
+fn namespace_fills_tables_without_a_namespace_column() {
+    let containers = fixture("containers.txt");
+    let text = ok(&["-n", "linkerd", &containers]);
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|r| r.starts_with(",,linkerd,")), "{text}");
+    // The same through the general parser (JSON) and on several threads.
+    let json = ok(&["-n", "linkerd", "-f", "ndjson", &containers]);
+    assert!(
+        json.lines()
+            .all(|l| l.contains("\"namespace\":\"linkerd\"")),
+        "{json}"
+    );
+    let many: String = std::iter::once("NAME CPU(cores) MEMORY(bytes)\n".to_owned())
+        .chain((0..40_000).map(|i| format!("web-{i}   {}m   {}Mi\n", i % 90, i % 500)))
+        .collect();
+    let out = top_parse(&["-n", "web", "--threads", "2", "-"], many.as_bytes());
+    assert!(out.status.success());
+    assert_eq!(stdout(&out).matches(",,web,web-").count(), 40_000);
+
+    // Tables and documents that name namespaces (or have none) refuse it.
+    for (input, expected) in [
+        (
+            "pods-all-namespaces.txt",
+            "this table has a NAMESPACE column",
+        ),
+        ("nodes.txt", "node rows have no namespace"),
+        (
+            "metrics-pods.json",
+            "metrics API JSON names each pod's namespace",
+        ),
+    ] {
+        let err = fails(&["-n", "linkerd", &fixture(input)]);
+        assert!(err.contains(input) && err.contains(expected), "{err}");
+    }
+    let out = top_parse(&["-n", "Not_A_Namespace", &containers], b"");
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn rows_are_the_same_whatever_the_thread_count() {
     // kubectl's own rows take a fast path; odd ones (tabs, quotes, other units) do not.
