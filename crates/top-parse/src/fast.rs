@@ -79,6 +79,14 @@ fn number(token: &[u8], suffix: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// What every row gets besides its own cells.
+pub(crate) struct Given<'a> {
+    /// The run and timestamp cells.
+    pub prefix: &'a CsvPrefix,
+    /// The namespace of layouts without a NAMESPACE column (`--namespace`; else empty).
+    pub namespace: &'a [u8],
+}
+
 /// What the rows of a chunk add up to, for the `--sum` check.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct FastTotals {
@@ -95,9 +103,7 @@ pub(crate) fn pod_rows(
     chunk: &[u8],
     layout: Layout,
     first_line: u64,
-    prefix: &CsvPrefix,
-    // The namespace of layouts without a NAMESPACE column (`--namespace`, else empty).
-    default_namespace: &[u8],
+    given: &Given<'_>,
     writer: &mut UsageWriter<Vec<u8>>,
     totals: &mut FastTotals,
     mut general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<bool, Error>,
@@ -138,9 +144,9 @@ pub(crate) fn pod_rows(
                 let name = |slot: Option<usize>| slot.map_or(&b""[..], token);
                 writer
                     .write_plain_pod(
-                        prefix,
+                        given.prefix,
                         [
-                            namespace.map_or(default_namespace, token),
+                            namespace.map_or(given.namespace, token),
                             token(pod),
                             name(container),
                         ],

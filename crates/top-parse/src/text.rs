@@ -790,12 +790,15 @@ fn chunk_rows_by(
             chunk,
             header.layout,
             first_line,
-            &prefix,
-            opts.labels
-                .namespace
-                .as_deref()
-                .unwrap_or_default()
-                .as_bytes(),
+            &crate::fast::Given {
+                prefix: &prefix,
+                namespace: opts
+                    .labels
+                    .namespace
+                    .as_deref()
+                    .unwrap_or_default()
+                    .as_bytes(),
+            },
             &mut writer,
             &mut fast,
             |no, line, next, writer| general(no, line_text(line, no, opts.name)?, next, writer),
