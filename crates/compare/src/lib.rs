@@ -334,6 +334,43 @@ fn unsound_loads(arms: &[load::Arm]) -> Vec<String> {
     warnings
 }
 
+/// Repetitions whose pod rows cannot show the mesh's control plane: rows without a namespace
+/// (a `kubectl top pod` table without `-A`), or none in the control plane's namespace. Their
+/// control-plane and mesh-total figures are left unknown; this says why.
+fn uncovered_control_planes(
+    arms: &[load::Arm],
+    profiles: &[metrics::Profile],
+) -> Result<Vec<String>, Error> {
+    let mut warnings = Vec::new();
+    for a in arms {
+        let Some(ns) = metrics::profile(a, profiles)?.control_plane else {
+            continue;
+        };
+        for r in a.reps.iter().filter(|r| !r.pods.is_empty()) {
+            let at = format!("arm {:?}, {}", a.name, r.dir.display());
+            let unnamed = r.pods.iter().filter(|(_, p)| p.namespace.is_none()).count();
+            if unnamed > 0 {
+                warnings.push(format!(
+                    "{at}: {unnamed} pod rows have no namespace (a `kubectl top pod` table \
+                     without -A): take the table with -A, or tell top-parse its namespace with \
+                     -n NS"
+                ));
+            }
+            if !r
+                .pods
+                .iter()
+                .any(|(_, p)| p.namespace.as_deref() == Some(ns.as_str()))
+            {
+                warnings.push(format!(
+                    "{at}: no pod row is in the control plane's namespace ({ns}), so its usage \
+                     and the mesh's total are unknown here, not zero"
+                ));
+            }
+        }
+    }
+    Ok(warnings)
+}
+
 fn shown(value: Option<f64>, unit: &str) -> String {
     match value {
         None => "–".to_owned(),
@@ -485,6 +522,9 @@ pub fn run(args: Args) -> Result<(), Error> {
         profiles.extend(metrics::read_profiles(path)?);
     }
     profiles.extend(metrics::builtin_profiles());
+    for w in uncovered_control_planes(&arms, &profiles)? {
+        tracing::warn!("{w}");
+    }
     let per_arm = measure(&arms, &profiles)?;
     let none = none_arm(&arms, &profiles);
     let comparison = table(

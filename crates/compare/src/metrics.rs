@@ -142,20 +142,21 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
     let mut values = [None; N];
     // Snapshots: (file, timestamp) -> [cp cpu, cp mem, all proxies' cpu, all proxies' mem,
-    // proxies in workload pods, their cpu, their mem]
-    let mut snaps: BTreeMap<Snapshot, [f64; 7]> = BTreeMap::new();
+    // proxies in workload pods, their cpu, their mem, control-plane rows]
+    let mut snaps: BTreeMap<Snapshot, [f64; 8]> = BTreeMap::new();
     // Per snapshot, each workload proxy's CPU and memory, for the p95.
     let mut proxies: BTreeMap<Snapshot, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (file, row) in &rep.pods {
         let s = snaps
             .entry((*file, row.timestamp.map(|t| t.to_string())))
-            .or_insert([0.0; 7]);
+            .or_insert([0.0; 8]);
         let cpu = row.cpu_millicores.millicores_f64();
         let mem = row.memory_bytes as f64;
         let in_cp = p.control_plane.is_some() && row.namespace == p.control_plane;
         if in_cp {
             s[0] += cpu;
             s[1] += mem;
+            s[7] += 1.0;
         }
         if p.proxy.is_some() && row.container == p.proxy {
             s[2] += cpu;
@@ -174,13 +175,18 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
     }
     let mut ranges = [None; N];
     if !snaps.is_empty() {
-        let mut column = |i: usize, f: &dyn Fn(&[f64; 7]) -> Option<f64>| {
+        let mut column = |i: usize, f: &dyn Fn(&[f64; 8]) -> Option<f64>| {
             let v: Vec<f64> = snaps.values().filter_map(f).collect();
             ranges[i] = range(&v);
             median(v)
         };
-        values[0] = column(0, &|s| Some(s[0]));
-        values[1] = column(1, &|s| Some(s[1]));
+        // A mesh's control plane always has pods: a snapshot without one row of its namespace
+        // did not cover it (`kubectl top pod -n sample-app`, or a table without a NAMESPACE
+        // column), so its usage there is unknown, not zero.
+        let covered = p.control_plane.is_none();
+        let cp = move |s: &[f64; 8], v: f64| (covered || s[7] > 0.0).then_some(v);
+        values[0] = column(0, &|s| cp(s, s[0]));
+        values[1] = column(1, &|s| cp(s, s[1]));
         values[2] = if p.proxy.is_none() {
             Some(0.0)
         } else {
@@ -193,8 +199,8 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
         };
         // Control plane plus the workload's proxies (the control plane's own proxies, where it
         // is meshed, are already in its sum).
-        values[4] = column(4, &|s| Some(s[0] + s[5]));
-        values[5] = column(5, &|s| Some(s[1] + s[6]));
+        values[4] = column(4, &|s| cp(s, s[0] + s[5]));
+        values[5] = column(5, &|s| cp(s, s[1] + s[6]));
     }
     if p.proxy.is_some() {
         values[P95] = median(proxies.values().filter_map(|(c, _)| p95(c)).collect());

@@ -324,6 +324,58 @@ fn fail_if_gates_a_pipeline() {
     );
 }
 
+/// A `kubectl top pod` table without `-A` has no namespaces: the control plane cannot be found
+/// in it, and its figures (and the mesh totals) are unknown, not zero.
+#[test]
+fn a_snapshot_without_the_control_plane_leaves_it_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut arms = Vec::new();
+    for mesh in ["linkerd", "istio"] {
+        let from = root().join("fixtures/seed-article").join(mesh);
+        let to = dir.path().join(mesh);
+        std::fs::create_dir(&to).unwrap();
+        std::fs::copy(from.join("trafficgen.json"), to.join("trafficgen.json")).unwrap();
+        let csv = std::fs::read_to_string(from.join("pods.csv")).unwrap();
+        let stripped: String = csv
+            .lines()
+            .enumerate()
+            .map(|(i, line)| {
+                let mut cells: Vec<&str> = line.split(',').collect();
+                if i > 0 {
+                    cells[2] = "";
+                }
+                cells.join(",") + "\n"
+            })
+            .collect();
+        std::fs::write(to.join("pods.csv"), stripped).unwrap();
+        arms.push(format!("{mesh}={}", to.display()));
+    }
+    let out = compare(&["--arm", &arms[0], "--arm", &arms[1], "-f", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("pod rows have no namespace") && err.contains("-n NS"),
+        "{err}"
+    );
+    assert!(
+        err.contains("no pod row is in the control plane's namespace (istio-system)"),
+        "{err}"
+    );
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for metric in ["control_plane_cpu_millicores", "mesh_cpu_millicores_total"] {
+        assert_eq!(
+            row(&c, metric)["values"],
+            serde_json::json!({"linkerd": null, "istio": null}),
+            "{metric}"
+        );
+    }
+    // The proxies are still found by their container's name.
+    assert_eq!(
+        row(&c, "proxy_cpu_millicores_per_pod")["values"]["linkerd"],
+        2.0
+    );
+}
+
 #[test]
 fn bad_inputs_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
