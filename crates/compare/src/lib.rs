@@ -334,20 +334,29 @@ fn unsound_loads(arms: &[load::Arm]) -> Vec<String> {
     warnings
 }
 
-/// Repetitions whose pod rows cannot show the mesh's control plane: rows without a namespace
-/// (a `kubectl top pod` table without `-A`), or none in the control plane's namespace. Their
-/// control-plane and mesh-total figures are left unknown; this says why.
-fn uncovered_control_planes(
+/// Repetitions whose pod rows cannot show the mesh's parts: rows without a namespace (a
+/// `kubectl top pod` table without `-A`) or none in the control plane's namespace, and rows
+/// without containers (no `--containers`), where proxies are inside their pods' figures. Those
+/// figures are left unknown; this says why.
+fn uncovered_mesh_parts(
     arms: &[load::Arm],
     profiles: &[metrics::Profile],
 ) -> Result<Vec<String>, Error> {
     let mut warnings = Vec::new();
     for a in arms {
-        let Some(ns) = metrics::profile(a, profiles)?.control_plane else {
-            continue;
-        };
+        let profile = metrics::profile(a, profiles)?;
         for r in a.reps.iter().filter(|r| !r.pods.is_empty()) {
             let at = format!("arm {:?}, {}", a.name, r.dir.display());
+            if profile.proxy.is_some() && r.pods.iter().all(|(_, p)| p.container.is_none()) {
+                warnings.push(format!(
+                    "{at}: pod rows without containers (`kubectl top pod` without --containers): \
+                     the proxies' usage is inside their pods', so the proxy figures and the \
+                     mesh's totals are unknown here; take the table with --containers"
+                ));
+            }
+            let Some(ns) = &profile.control_plane else {
+                continue;
+            };
             let unnamed = r.pods.iter().filter(|(_, p)| p.namespace.is_none()).count();
             if unnamed > 0 {
                 warnings.push(format!(
@@ -356,11 +365,7 @@ fn uncovered_control_planes(
                      -n NS"
                 ));
             }
-            if !r
-                .pods
-                .iter()
-                .any(|(_, p)| p.namespace.as_deref() == Some(ns.as_str()))
-            {
+            if !r.pods.iter().any(|(_, p)| p.namespace.as_ref() == Some(ns)) {
                 warnings.push(format!(
                     "{at}: no pod row is in the control plane's namespace ({ns}), so its usage \
                      and the mesh's total are unknown here, not zero"
@@ -522,7 +527,7 @@ pub fn run(args: Args) -> Result<(), Error> {
         profiles.extend(metrics::read_profiles(path)?);
     }
     profiles.extend(metrics::builtin_profiles());
-    for w in uncovered_control_planes(&arms, &profiles)? {
+    for w in uncovered_mesh_parts(&arms, &profiles)? {
         tracing::warn!("{w}");
     }
     let per_arm = measure(&arms, &profiles)?;

@@ -142,14 +142,14 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
     let mut values = [None; N];
     // Snapshots: (file, timestamp) -> [cp cpu, cp mem, all proxies' cpu, all proxies' mem,
-    // proxies in workload pods, their cpu, their mem, control-plane rows]
-    let mut snaps: BTreeMap<Snapshot, [f64; 8]> = BTreeMap::new();
+    // proxies in workload pods, their cpu, their mem, control-plane rows, container rows]
+    let mut snaps: BTreeMap<Snapshot, [f64; 9]> = BTreeMap::new();
     // Per snapshot, each workload proxy's CPU and memory, for the p95.
     let mut proxies: BTreeMap<Snapshot, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for (file, row) in &rep.pods {
         let s = snaps
             .entry((*file, row.timestamp.map(|t| t.to_string())))
-            .or_insert([0.0; 8]);
+            .or_insert([0.0; 9]);
         let cpu = row.cpu_millicores.millicores_f64();
         let mem = row.memory_bytes as f64;
         let in_cp = p.control_plane.is_some() && row.namespace == p.control_plane;
@@ -157,6 +157,9 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
             s[0] += cpu;
             s[1] += mem;
             s[7] += 1.0;
+        }
+        if row.container.is_some() {
+            s[8] += 1.0;
         }
         if p.proxy.is_some() && row.container == p.proxy {
             s[2] += cpu;
@@ -175,7 +178,7 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
     }
     let mut ranges = [None; N];
     if !snaps.is_empty() {
-        let mut column = |i: usize, f: &dyn Fn(&[f64; 8]) -> Option<f64>| {
+        let mut column = |i: usize, f: &dyn Fn(&[f64; 9]) -> Option<f64>| {
             let v: Vec<f64> = snaps.values().filter_map(f).collect();
             ranges[i] = range(&v);
             median(v)
@@ -184,7 +187,11 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
         // did not cover it (`kubectl top pod -n sample-app`, or a table without a NAMESPACE
         // column), so its usage there is unknown, not zero.
         let covered = p.control_plane.is_none();
-        let cp = move |s: &[f64; 8], v: f64| (covered || s[7] > 0.0).then_some(v);
+        let cp = move |s: &[f64; 9], v: f64| (covered || s[7] > 0.0).then_some(v);
+        // Likewise a snapshot of pods, not containers (`kubectl top pod` without
+        // --containers): the proxies' usage is inside their pods', not zero.
+        let proxied = p.proxy.is_some();
+        let mesh = move |s: &[f64; 9], v: f64| cp(s, v).filter(|_| !proxied || s[8] > 0.0);
         values[0] = column(0, &|s| cp(s, s[0]));
         values[1] = column(1, &|s| cp(s, s[1]));
         values[2] = if p.proxy.is_none() {
@@ -199,8 +206,8 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
         };
         // Control plane plus the workload's proxies (the control plane's own proxies, where it
         // is meshed, are already in its sum).
-        values[4] = column(4, &|s| cp(s, s[0] + s[5]));
-        values[5] = column(5, &|s| cp(s, s[1] + s[6]));
+        values[4] = column(4, &|s| mesh(s, s[0] + s[5]));
+        values[5] = column(5, &|s| mesh(s, s[1] + s[6]));
     }
     if p.proxy.is_some() {
         values[P95] = median(proxies.values().filter_map(|(c, _)| p95(c)).collect());

@@ -324,16 +324,14 @@ fn fail_if_gates_a_pipeline() {
     );
 }
 
-/// A `kubectl top pod` table without `-A` has no namespaces: the control plane cannot be found
-/// in it, and its figures (and the mesh totals) are unknown, not zero.
-#[test]
-fn a_snapshot_without_the_control_plane_leaves_it_unknown() {
-    let dir = tempfile::tempdir().unwrap();
+/// The seed article's two arms with one cell of every pod row emptied (2: namespace,
+/// 4: container), as `kubectl top pod` prints without `-A` or without `--containers`.
+fn seed_without_cell(dir: &Path, cell: usize) -> Vec<String> {
     let mut arms = Vec::new();
     for mesh in ["linkerd", "istio"] {
         let from = root().join("fixtures/seed-article").join(mesh);
-        let to = dir.path().join(mesh);
-        std::fs::create_dir(&to).unwrap();
+        let to = dir.join(mesh);
+        std::fs::create_dir_all(&to).unwrap();
         std::fs::copy(from.join("trafficgen.json"), to.join("trafficgen.json")).unwrap();
         let csv = std::fs::read_to_string(from.join("pods.csv")).unwrap();
         let stripped: String = csv
@@ -342,7 +340,7 @@ fn a_snapshot_without_the_control_plane_leaves_it_unknown() {
             .map(|(i, line)| {
                 let mut cells: Vec<&str> = line.split(',').collect();
                 if i > 0 {
-                    cells[2] = "";
+                    cells[cell] = "";
                 }
                 cells.join(",") + "\n"
             })
@@ -350,6 +348,16 @@ fn a_snapshot_without_the_control_plane_leaves_it_unknown() {
         std::fs::write(to.join("pods.csv"), stripped).unwrap();
         arms.push(format!("{mesh}={}", to.display()));
     }
+    arms
+}
+
+/// A `kubectl top pod` table without `-A` has no namespaces: the control plane cannot be found
+/// in it, and its figures (and the mesh totals) are unknown, not zero. Without `--containers`,
+/// the proxies are inside their pods' figures: the proxy rows and mesh totals are unknown.
+#[test]
+fn what_a_snapshot_cannot_show_is_unknown_not_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let arms = seed_without_cell(&dir.path().join("no-namespace"), 2);
     let out = compare(&["--arm", &arms[0], "--arm", &arms[1], "-f", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
@@ -374,6 +382,32 @@ fn a_snapshot_without_the_control_plane_leaves_it_unknown() {
         row(&c, "proxy_cpu_millicores_per_pod")["values"]["linkerd"],
         2.0
     );
+
+    let arms = seed_without_cell(&dir.path().join("no-container"), 4);
+    let out = compare(&["--arm", &arms[0], "--arm", &arms[1], "-f", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pod rows without containers"),
+        "{}",
+        stderr(&out)
+    );
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        row(&c, "control_plane_cpu_millicores")["values"]["linkerd"],
+        120.0
+    );
+    for metric in [
+        "proxy_cpu_millicores_per_pod",
+        "mesh_cpu_millicores_total",
+        "mesh_memory_bytes_total",
+        "proxy_cpu_millicores_p95",
+    ] {
+        assert_eq!(
+            row(&c, metric)["values"],
+            serde_json::json!({"linkerd": null, "istio": null}),
+            "{metric}"
+        );
+    }
 }
 
 #[test]
