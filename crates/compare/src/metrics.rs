@@ -87,8 +87,33 @@ pub const OVER_NONE: usize = 16;
 /// The proxies' p95 (CPU, memory), then the injection coverage.
 const P95: usize = 18;
 
-/// A snapshot: the file it came from and its timestamp, if any.
-type Snapshot = (usize, Option<String>);
+/// A snapshot: the file it came from, and its place among that file's snapshots.
+type Snapshot = (usize, usize);
+
+/// Cuts rows, in file order, into snapshots: a file's rows, cut wherever a row's key (its pod
+/// and container, or its node) comes again. Not by timestamp: the metrics API stamps each pod
+/// with the end of its own window, so one sample (`kubectl get --raw`, `top-parse
+/// --from-cluster`) carries many timestamps, seconds apart; split by them, a sample's sums
+/// would fall apart into partial ones.
+fn snapshots<K: Eq + std::hash::Hash>(rows: impl IntoIterator<Item = (usize, K)>) -> Vec<Snapshot> {
+    let mut seen = std::collections::HashSet::new();
+    let mut at: Option<Snapshot> = None;
+    let mut out = Vec::new();
+    for (file, key) in rows {
+        let next = match at {
+            Some((f, n)) if f == file && !seen.contains(&key) => (f, n),
+            Some((f, n)) if f == file => (f, n + 1),
+            _ => (file, 0),
+        };
+        if at != Some(next) {
+            seen.clear();
+        }
+        seen.insert(key);
+        at = Some(next);
+        out.push(next);
+    }
+    out
+}
 
 /// The 95th percentile (nearest rank) of some values.
 #[allow(
@@ -141,15 +166,21 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 #[allow(clippy::cast_precision_loss)]
 pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
     let mut values = [None; N];
-    // Snapshots: (file, timestamp) -> [cp cpu, cp mem, all proxies' cpu, all proxies' mem,
+    // Snapshots -> [cp cpu, cp mem, all proxies' cpu, all proxies' mem,
     // proxies in workload pods, their cpu, their mem, control-plane rows, container rows]
     let mut snaps: BTreeMap<Snapshot, [f64; 9]> = BTreeMap::new();
     // Per snapshot, each workload proxy's CPU and memory, for the p95.
     let mut proxies: BTreeMap<Snapshot, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for (file, row) in &rep.pods {
-        let s = snaps
-            .entry((*file, row.timestamp.map(|t| t.to_string())))
-            .or_insert([0.0; 9]);
+    let pod_snapshots = snapshots(rep.pods.iter().map(|(file, r)| {
+        let key = (
+            r.namespace.as_deref(),
+            r.pod.as_str(),
+            r.container.as_deref(),
+        );
+        (*file, key)
+    }));
+    for ((_, row), snapshot) in rep.pods.iter().zip(pod_snapshots) {
+        let s = snaps.entry(snapshot).or_insert([0.0; 9]);
         let cpu = row.cpu_millicores.millicores_f64();
         let mem = row.memory_bytes as f64;
         let in_cp = p.control_plane.is_some() && row.namespace == p.control_plane;
@@ -168,9 +199,7 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
                 s[4] += 1.0;
                 s[5] += cpu;
                 s[6] += mem;
-                let each = proxies
-                    .entry((*file, row.timestamp.map(|t| t.to_string())))
-                    .or_default();
+                let each = proxies.entry(snapshot).or_default();
                 each.0.push(cpu);
                 each.1.push(mem);
             }
@@ -219,10 +248,9 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
 
     // Node usage per snapshot: the sum over nodes with metrics.
     let mut nodes: BTreeMap<Snapshot, (f64, f64)> = BTreeMap::new();
-    for (file, row) in &rep.nodes {
-        let s = nodes
-            .entry((*file, row.timestamp.map(|t| t.to_string())))
-            .or_insert((0.0, 0.0));
+    let node_snapshots = snapshots(rep.nodes.iter().map(|(file, r)| (*file, r.node.as_str())));
+    for ((_, row), snapshot) in rep.nodes.iter().zip(node_snapshots) {
+        let s = nodes.entry(snapshot).or_insert((0.0, 0.0));
         s.0 += row
             .cpu_millicores
             .map_or(0.0, meshbench_formats::usage::Cpu::millicores_f64);
@@ -478,6 +506,36 @@ pub fn bootstrap(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshots_are_cut_where_a_key_comes_again_or_the_file_changes() {
+        let rows = [
+            (0, "a"),
+            (0, "b"),
+            (0, "c"),
+            (0, "a"), // the second sample of file 0
+            (0, "c"),
+            (0, "b"),
+            (1, "a"), // another file
+            (1, "b"),
+            (1, "b"), // a key twice in a row
+        ];
+        assert_eq!(
+            snapshots(rows),
+            [
+                (0, 0),
+                (0, 0),
+                (0, 0),
+                (0, 1),
+                (0, 1),
+                (0, 1),
+                (1, 0),
+                (1, 0),
+                (1, 1)
+            ]
+        );
+        assert!(snapshots(Vec::<(usize, &str)>::new()).is_empty());
+    }
 
     #[test]
     fn medians() {

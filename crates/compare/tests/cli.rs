@@ -324,9 +324,9 @@ fn fail_if_gates_a_pipeline() {
     );
 }
 
-/// The seed article's two arms with one cell of every pod row emptied (2: namespace,
-/// 4: container), as `kubectl top pod` prints without `-A` or without `--containers`.
-fn seed_without_cell(dir: &Path, cell: usize) -> Vec<String> {
+/// The seed article's two arms as other `kubectl top pod` tables would give them: without
+/// namespaces (no `-A`), or a row per pod instead of per container (no `--containers`).
+fn seed_without(dir: &Path, namespaces: bool, containers: bool) -> Vec<String> {
     let mut arms = Vec::new();
     for mesh in ["linkerd", "istio"] {
         let from = root().join("fixtures/seed-article").join(mesh);
@@ -334,21 +334,68 @@ fn seed_without_cell(dir: &Path, cell: usize) -> Vec<String> {
         std::fs::create_dir_all(&to).unwrap();
         std::fs::copy(from.join("trafficgen.json"), to.join("trafficgen.json")).unwrap();
         let csv = std::fs::read_to_string(from.join("pods.csv")).unwrap();
-        let stripped: String = csv
+        let mut lines = csv.lines();
+        let mut out = format!("{}\n", lines.next().unwrap());
+        // (run, timestamp, namespace, pod) -> summed CPU and memory, in input order.
+        let mut pods: Vec<([String; 4], f64, u64)> = Vec::new();
+        for line in lines {
+            let c: Vec<&str> = line.split(',').collect();
+            let ns = if namespaces { c[2] } else { "" };
+            let (cpu, mem): (f64, u64) = (c[5].parse().unwrap(), c[6].parse().unwrap());
+            if containers {
+                out.push_str(&format!(
+                    "{},{},{ns},{},{},{cpu},{mem}\n",
+                    c[0], c[1], c[3], c[4]
+                ));
+                continue;
+            }
+            let key = [c[0], c[1], ns, c[3]].map(str::to_owned);
+            match pods.iter_mut().find(|(k, _, _)| *k == key) {
+                Some((_, c, m)) => (*c, *m) = (*c + cpu, *m + mem),
+                None => pods.push((key, cpu, mem)),
+            }
+        }
+        for ([run, ts, ns, pod], cpu, mem) in pods {
+            out.push_str(&format!("{run},{ts},{ns},{pod},,{cpu},{mem}\n"));
+        }
+        std::fs::write(to.join("pods.csv"), out).unwrap();
+        arms.push(format!("{mesh}={}", to.display()));
+    }
+    arms
+}
+
+/// The metrics API stamps each pod with the end of its own window: one sample carries
+/// timestamps seconds apart, and is still one snapshot (its sums are not split by them).
+#[test]
+fn per_pod_timestamps_within_a_sample_keep_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut arms = Vec::new();
+    for mesh in ["linkerd", "istio"] {
+        let from = root().join("fixtures/seed-article").join(mesh);
+        let to = dir.path().join(mesh);
+        std::fs::create_dir(&to).unwrap();
+        for f in ["trafficgen.json", "mesh-install.json"] {
+            std::fs::copy(from.join(f), to.join(f)).unwrap();
+        }
+        let csv = std::fs::read_to_string(from.join("pods.csv")).unwrap();
+        // 08:05:00Z becomes 08:05:00Z-08:05:03Z, by pod: each sample's rows spread over 4 s.
+        let spread: String = csv
             .lines()
             .enumerate()
             .map(|(i, line)| {
-                let mut cells: Vec<&str> = line.split(',').collect();
+                let mut cells: Vec<String> = line.split(',').map(str::to_owned).collect();
                 if i > 0 {
-                    cells[cell] = "";
+                    let second = cells[3].len() % 4;
+                    cells[1] = cells[1].replace(":00Z", &format!(":0{second}Z"));
                 }
                 cells.join(",") + "\n"
             })
             .collect();
-        std::fs::write(to.join("pods.csv"), stripped).unwrap();
+        std::fs::write(to.join("pods.csv"), spread).unwrap();
         arms.push(format!("{mesh}={}", to.display()));
     }
-    arms
+    let spread = json(&["--arm", &arms[0], "--arm", &arms[1], "--baseline", "istio"]);
+    assert_eq!(spread["rows"], json(&SEED)["rows"]);
 }
 
 /// A `kubectl top pod` table without `-A` has no namespaces: the control plane cannot be found
@@ -357,7 +404,7 @@ fn seed_without_cell(dir: &Path, cell: usize) -> Vec<String> {
 #[test]
 fn what_a_snapshot_cannot_show_is_unknown_not_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let arms = seed_without_cell(&dir.path().join("no-namespace"), 2);
+    let arms = seed_without(&dir.path().join("no-namespace"), false, true);
     let out = compare(&["--arm", &arms[0], "--arm", &arms[1], "-f", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
@@ -383,7 +430,7 @@ fn what_a_snapshot_cannot_show_is_unknown_not_zero() {
         2.0
     );
 
-    let arms = seed_without_cell(&dir.path().join("no-container"), 4);
+    let arms = seed_without(&dir.path().join("no-container"), true, false);
     let out = compare(&["--arm", &arms[0], "--arm", &arms[1], "-f", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
