@@ -127,6 +127,26 @@ struct Window {
 }
 
 impl Window {
+    /// The timestamp of what was scraped from `node`: metrics-server scrapes each node's kubelet
+    /// on its own, so a sample's objects carry timestamps up to a few seconds apart (whole
+    /// seconds, as it prints them). Here 0-2 s before the window's end, fixed per node and seed,
+    /// and less than half the window.
+    fn stamp_for(&self, scenario: &Scenario, node: &str) -> String {
+        let half = i64::try_from(scenario.metrics_window.as_secs() / 2).unwrap_or(0);
+        let skew = (fnv1a(&[&scenario.seed.to_le_bytes(), node.as_bytes()]) % 3)
+            .try_into()
+            .unwrap_or(0i64)
+            .min(half);
+        if skew == 0 {
+            return self.timestamp.clone();
+        }
+        rfc3339(
+            self.end
+                .checked_sub(jiff::SignedDuration::from_secs(skew))
+                .unwrap_or(self.end),
+        )
+    }
+
     fn at(scenario: &Scenario, now: jiff::Timestamp) -> Window {
         let (end, index) = window_end(scenario.metrics_window, now);
         Window {
@@ -157,7 +177,7 @@ pub fn pod_metrics(scenario: &Scenario, pods: &[Arc<Value>], now: jiff::Timestam
                 "apiVersion": "metrics.k8s.io/v1beta1",
                 "metadata": {"name": pod["metadata"]["name"], "namespace": pod["metadata"]["namespace"],
                     "creationTimestamp": w.created, "labels": pod["metadata"]["labels"]},
-                "timestamp": w.timestamp,
+                "timestamp": w.stamp_for(scenario, pod["spec"]["nodeName"].as_str().unwrap_or_default()),
                 "window": w.window,
                 "containers": containers,
             })
@@ -195,7 +215,7 @@ pub fn node_metrics(
                 "kind": "NodeMetrics",
                 "apiVersion": "metrics.k8s.io/v1beta1",
                 "metadata": {"name": name, "creationTimestamp": w.created, "labels": node["metadata"]["labels"]},
-                "timestamp": w.timestamp,
+                "timestamp": w.stamp_for(scenario, name),
                 "window": w.window,
                 "usage": {"cpu": cpu_text(cpu + overhead_cpu), "memory": memory_text(memory + overhead_memory)},
             })
@@ -206,6 +226,45 @@ pub fn node_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_node_is_scraped_at_its_own_whole_second() {
+        let scenario = |window: &str| {
+            Scenario::parse(&format!(
+                "schema: meshbench/kubesim-scenario/v1\nmetricsWindow: {window}\nnodes: [{{name: n, cpu: 2, memory: 4Gi}}]\n"
+            ))
+            .unwrap()
+        };
+        let now: jiff::Timestamp = "2026-11-26T08:00:07.250Z".parse().unwrap();
+        let s = scenario("15s");
+        let w = Window::at(&s, now);
+        assert_eq!(w.timestamp, "2026-11-26T08:00:00Z");
+        let stamps: std::collections::BTreeSet<String> = (0..12)
+            .map(|i| w.stamp_for(&s, &format!("kind-worker{i}")))
+            .collect();
+        // Up to 2 s before the window's end, on whole seconds, and not all the same.
+        assert!(stamps.len() > 1, "{stamps:?}");
+        for t in &stamps {
+            assert!(
+                [
+                    "2026-11-26T07:59:58Z",
+                    "2026-11-26T07:59:59Z",
+                    "2026-11-26T08:00:00Z"
+                ]
+                .contains(&t.as_str()),
+                "{t}"
+            );
+        }
+        // The same node, the same skew: one sample's pods on a node share its timestamp.
+        assert_eq!(
+            w.stamp_for(&s, "kind-worker3"),
+            w.stamp_for(&s, "kind-worker3")
+        );
+        // A window of 1 s leaves no room for skew.
+        let s = scenario("1s");
+        let w = Window::at(&s, now);
+        assert_eq!(w.stamp_for(&s, "kind-worker4"), w.timestamp);
+    }
 
     #[test]
     fn usage_follows_the_model_and_is_stable_within_a_window() {
