@@ -338,8 +338,12 @@ enum State {
     Rows,
     /// Saw the `________` line; the totals come next.
     SumSeparator,
-    /// Saw the totals; nothing may follow.
+    /// Saw the totals; only another table may follow.
     Done,
+    /// Saw the header of another table of the same layout (tables appended to one file, as a
+    /// `kubectl top … >> file` loop makes): its rows and `--sum` check start afresh. Lasts one
+    /// line, long enough for a chunk's reader to hand the rest over.
+    NewTable,
 }
 
 /// How a text input went, for the caller's report.
@@ -441,8 +445,34 @@ impl<'o> Table<'o> {
             return Ok(None);
         }
         let Header { layout, swap } = self.header;
+        if self.state == State::NewTable {
+            self.state = State::Rows;
+        }
+        if column(tokens[0].as_bytes()).is_some() {
+            if self.state == State::SumSeparator {
+                return Err("a header line where the --sum totals were expected".to_owned());
+            }
+            let mut header_tokens: [&[u8]; 8] = [&[]; 8];
+            for (h, t) in header_tokens.iter_mut().zip(&tokens[..n.min(8)]) {
+                *h = t.as_bytes();
+            }
+            return match parse_header(&header_tokens[..n.min(8)])? {
+                Some(h) if h == self.header => {
+                    self.state = State::NewTable;
+                    self.totals = Totals::default();
+                    Ok(None)
+                }
+                _ => Err(format!(
+                    "a header of another layout than the first table's ({}): tables appended \
+                     to one file must be of one layout",
+                    layout.header()
+                )),
+            };
+        }
         if self.state == State::Done {
-            return Err("unexpected line after the --sum totals".to_owned());
+            return Err(
+                "a line after the --sum totals that is not a new table's header".to_owned(),
+            );
         }
         if n <= 8 && tokens[..n].iter().all(|t| t.bytes().all(|b| b == b'_')) {
             if layout.kind() == UsageKind::Nodes {
@@ -465,9 +495,6 @@ impl<'o> Table<'o> {
             self.check_sum(tokens[0].as_bytes(), tokens[1].as_bytes())?;
             self.state = State::Done;
             return Ok(None);
-        }
-        if column(tokens[0].as_bytes()).is_some() {
-            return Err("a second header line: one `kubectl top` table per file".to_owned());
         }
         let names = layout.name_columns();
         let width = names + layout.resource_columns(swap);
@@ -528,6 +555,16 @@ impl<'o> Table<'o> {
     }
 
     /// Adds up the rows of a chunk read apart.
+    /// Takes over where a chunk's reader stopped: at a `--sum` footer, or at the header of an
+    /// appended table, whose `--sum` check starts from nothing.
+    fn resume(&mut self, state: State, line_no: u64) {
+        if state == State::NewTable {
+            self.totals = Totals::default();
+        }
+        self.state = state;
+        self.line_no = line_no;
+    }
+
     fn add(&mut self, rows: &ChunkRows) {
         self.report.rows += rows.rows;
         self.report.skipped += rows.skipped;
@@ -717,8 +754,8 @@ struct ChunkRows {
     rows: u64,
     skipped: u64,
     totals: Totals,
-    /// The worker stopped at the `--sum` footer: the state after that line, where the rest of
-    /// the chunk starts, and its line number.
+    /// The worker stopped at the `--sum` footer or an appended table's header: the state after
+    /// that line, where the rest of the chunk starts, and its line number.
     stopped: Option<(State, usize, u64)>,
     /// The number of the last line read.
     last_line: u64,
@@ -934,8 +971,7 @@ fn parallel_body(
                 sink.fragment(kind, &rows.fragment)?;
                 free_out.push(rows.fragment.bytes);
                 if let Some((state, next, footer_line)) = rows.stopped {
-                    table.state = state;
-                    table.line_no = footer_line;
+                    table.resume(state, footer_line);
                     sequential = Some(done.chunk[next.min(done.chunk.len())..].to_vec());
                 } else {
                     free.push(done.chunk);
@@ -955,8 +991,8 @@ fn parallel_body(
     })
 }
 
-/// The rest of a table once the `--sum` footer is seen (the totals, and nothing else if the
-/// input is right), line by line: `tail`, then the unread input.
+/// The rest of the input once a `--sum` footer or an appended table's header is seen, line by
+/// line: `tail`, then the unread input. (The tables after the first are read on one thread.)
 fn after_footer(
     table: &mut Table<'_>,
     mut tail: Vec<u8>,
@@ -1004,8 +1040,7 @@ fn serial_body(
         sink.fragment(table.header.layout.kind(), &rows.fragment)?;
         out = rows.fragment.bytes;
         if let Some((state, next, footer_line)) = rows.stopped {
-            table.state = state;
-            table.line_no = footer_line;
+            table.resume(state, footer_line);
             let tail = buf[next.min(filled)..filled].to_vec();
             give_back([buf, out].into_iter());
             return after_footer(table, tail, input, sink);

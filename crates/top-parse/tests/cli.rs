@@ -219,8 +219,8 @@ fn each_kind_of_bad_input_has_its_own_message() {
             "error Status (Failure): the server could not find",
         ),
         (
-            "bad/two-tables.txt",
-            "two-tables.txt:3: a second header line",
+            "bad/two-layouts.txt",
+            "two-layouts.txt:3: a header of another layout than the first table's",
         ),
         ("does-not-exist.txt", "does-not-exist.txt: cannot read"),
     ] {
@@ -309,6 +309,47 @@ fn a_headerless_table_may_be_only_its_sum_footer() {
             stderr(&out)
         );
     }
+}
+
+/// A `kubectl top … >> file` loop appends tables to one file: each header starts a table of
+/// its own, with its own `--sum` check, and the rows are those of the tables read apart.
+#[test]
+fn tables_appended_to_one_file_are_read_in_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let summed =
+        std::fs::read_to_string(root().join(fixture("pods-all-namespaces-sum.txt"))).unwrap();
+    let appended = dir.path().join("appended.txt");
+    std::fs::write(&appended, summed.repeat(3)).unwrap();
+    let one = ok(&[&fixture("pods-all-namespaces-sum.txt")]);
+    let three = ok(&[appended.to_str().unwrap()]);
+    let rows = |t: &str| t.lines().skip(1).map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(rows(&three), [rows(&one), rows(&one), rows(&one)].concat());
+
+    // Large tables: the first is read in parallel, the rest in turn; the rows are the same.
+    let big: String = std::iter::once("NAMESPACE NAME CPU(cores) MEMORY(bytes)\n".to_owned())
+        .chain((0..30_000).map(|i| format!("ns-{} web-{i}   {}m   {}Mi\n", i % 5, i % 90, i % 700)))
+        .collect();
+    let appended = dir.path().join("big.txt");
+    std::fs::write(&appended, big.repeat(2)).unwrap();
+    let single = dir.path().join("single.txt");
+    std::fs::write(&single, &big).unwrap();
+    let (a, s) = (appended.to_str().unwrap(), single.to_str().unwrap());
+    assert_eq!(ok(&["--threads", "2", a]), ok(&["--threads", "2", s, s]));
+
+    // Each table's --sum total is checked against its own rows: a wrong one in the second
+    // table warns; the first table's rows do not count in it.
+    assert!(!stderr(&top_parse(&[appended.to_str().unwrap()], b"")).contains("--sum"));
+    let wrong = summed.replacen("188m", "999m", 1);
+    assert_ne!(wrong, summed);
+    let mixed = dir.path().join("second-wrong.txt");
+    std::fs::write(&mixed, format!("{summed}{wrong}")).unwrap();
+    let out = top_parse(&[mixed.to_str().unwrap()], b"");
+    assert!(out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("second-wrong.txt:26") && err.contains("--sum"),
+        "{err}"
+    );
 }
 
 /// `kubectl top pod -n NS` prints no NAMESPACE column: `--namespace` says which it was, so that
@@ -545,7 +586,9 @@ fn parallel_sum_mismatch_and_trailing_garbage() {
     for threads in ["1", "2"] {
         let err = stderr(&with_threads(threads, &input, &[]));
         assert!(
-            err.contains("sum.txt:60004: unexpected line after the --sum totals"),
+            err.contains(
+                "sum.txt:60004: a line after the --sum totals that is not a new table's header"
+            ),
             "{err}"
         );
     }
