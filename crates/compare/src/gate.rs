@@ -131,23 +131,30 @@ impl Condition {
         let Some(row) = table.rows.iter().find(|r| r.metric == self.metric) else {
             return Verdict::Unchecked(format!("{self}: the table has no {} row", self.metric));
         };
-        let values: Vec<(&str, Option<f64>)> = match &self.scope {
-            Scope::Delta => vec![("the delta", row.delta_pct)],
-            Scope::Arm(arm) => vec![(arm, row.values.get(arm).copied().flatten())],
+        let values: Vec<(String, Option<f64>)> = match &self.scope {
+            // Each arm's delta to the reference (v1 tables: the one `delta_pct`).
+            Scope::Delta if row.deltas.is_empty() => vec![("the delta".to_owned(), row.delta_pct)],
+            Scope::Delta => row
+                .deltas
+                .iter()
+                .map(|(arm, d)| (format!("{arm}'s delta"), d.delta_pct))
+                .collect(),
+            Scope::Arm(arm) => vec![(arm.clone(), row.values.get(arm).copied().flatten())],
             Scope::Every => table
                 .arms
                 .iter()
-                .map(|a| (a.as_str(), row.values.get(a).copied().flatten()))
+                .map(|a| (a.clone(), row.values.get(a).copied().flatten()))
                 .collect(),
         };
         let missing: Vec<&str> = values
             .iter()
             .filter(|(_, v)| v.is_none())
-            .map(|(who, _)| *who)
+            .map(|(who, _)| who.as_str())
             .collect();
         if missing.len() == values.len() {
-            let why = match self.scope {
-                Scope::Every => "no arm has a value".to_owned(),
+            let why = match (&self.scope, values.len()) {
+                (Scope::Every, _) => "no arm has a value".to_owned(),
+                (Scope::Delta, n) if n > 1 => "no arm has a delta".to_owned(),
                 _ => format!("{} has no value", missing[0]),
             };
             return Verdict::Unchecked(format!("{self}: cannot be checked, {why}"));
@@ -159,7 +166,7 @@ impl Condition {
         );
         values
             .iter()
-            .find_map(|&(who, v)| {
+            .find_map(|(who, v)| {
                 v.filter(|&v| self.op.holds(v, self.limit))
                     .map(|v| Verdict::Holds(format!("{self}: {who} has {v}")))
             })
@@ -210,7 +217,7 @@ mod tests {
 
     fn table(values: &[(&str, Option<f64>)], delta: Option<f64>) -> Comparison {
         serde_json::from_value(serde_json::json!({
-            "schema": "meshbench/comparison/v1",
+            "schema": "meshbench/comparison/v1.1",
             "arms": values.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
             "rows": [{
                 "metric": "control_plane_cpu_millicores",
@@ -219,6 +226,7 @@ mod tests {
                 "delta_pct": delta,
                 "ci95": null,
                 "significant": null,
+                "deltas": {values[1].0: {"delta_pct": delta, "ci95": null, "significant": null}},
             }],
         }))
         .unwrap()
@@ -273,6 +281,43 @@ mod tests {
             )
         );
         assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn a_delta_condition_is_checked_on_every_arm_against_the_reference() {
+        let mut t = table(
+            &[
+                ("istio", Some(280.0)),
+                ("linkerd", Some(120.0)),
+                ("kuma", Some(300.0)),
+            ],
+            Some(-57.0),
+        );
+        t.rows[0].deltas.insert(
+            "kuma".to_owned(),
+            meshbench_formats::comparison::Delta {
+                delta_pct: Some(7.0),
+                ci95: None,
+                significant: None,
+            },
+        );
+        let check = |text: &str| {
+            text.parse::<Condition>()
+                .unwrap()
+                .check(&t, &mut Vec::new())
+        };
+        assert_eq!(
+            check("delta.control_plane_cpu_millicores > 5"),
+            Verdict::Holds("delta.control_plane_cpu_millicores > 5: kuma's delta has 7".to_owned())
+        );
+        assert_eq!(
+            check("delta.control_plane_cpu_millicores > 10"),
+            Verdict::DoesNotHold
+        );
+        assert!(matches!(
+            check("delta.control_plane_cpu_millicores < -50"),
+            Verdict::Holds(m) if m.contains("linkerd's delta has -57")
+        ));
     }
 
     fn condition() -> impl Strategy<Value = Condition> {

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use meshbench_cli::{Failure, LogArgs, Output};
-use meshbench_formats::comparison::{COMPARISON, Comparison, ComparisonRow, METRICS};
+use meshbench_formats::comparison::{COMPARISON, Comparison, ComparisonRow, Delta, METRICS};
 
 pub mod gate;
 pub mod load;
@@ -37,9 +37,9 @@ Examples:
 pub enum Format {
     /// A Markdown table (default on a terminal)
     Markdown,
-    /// metric,unit,<arms…>,delta_pct,ci95_low,ci95_high,significant
+    /// metric,unit,<arms…>,delta_pct,ci95_low,ci95_high,significant (then per further arm)
     Csv,
-    /// meshbench/comparison/v1 (default off a terminal)
+    /// meshbench/comparison/v1.1 (default off a terminal)
     Json,
 }
 
@@ -85,8 +85,9 @@ pub struct Args {
     pub plot: Option<PathBuf>,
 
     /// Exit with 3 when a condition holds: 'METRIC OP NUMBER' on every arm that has the metric,
-    /// 'ARM.METRIC …' on one, 'delta.METRIC …' on the delta in percent; OP is one of > >= < <=
-    /// (repeatable). A condition with no value to check exits with 1.
+    /// 'ARM.METRIC …' on one, 'delta.METRIC …' on each arm's delta to the reference, in
+    /// percent; OP is one of > >= < <= (repeatable). A condition with no value to check exits
+    /// with 1.
     #[arg(long = "fail-if", value_name = "CONDITION")]
     pub fail_if: Vec<gate::Condition>,
 
@@ -206,18 +207,34 @@ fn table(
             }
         }
     }
-    let other = (0..arms.len()).find(|&i| i != baseline);
-    let intervals = other.map_or([None; METRICS.len()], |o| {
-        metrics::bootstrap(&per_arm[baseline], &per_arm[o], rounds, seed)
-    });
     let mut order: Vec<usize> = vec![baseline];
     order.extend((0..arms.len()).filter(|&i| i != baseline));
+    // Every other arm against the reference, each with its own bootstrap (same seed).
+    let intervals: Vec<_> = order[1..]
+        .iter()
+        .map(|&o| metrics::bootstrap(&per_arm[baseline], &per_arm[o], rounds, seed))
+        .collect();
     let rows = METRICS
         .iter()
         .enumerate()
         .map(|(i, (metric, unit))| {
-            let delta = other.and_then(|o| metrics::delta_pct(values[baseline][i], values[o][i]));
-            let ci95 = intervals[i].filter(|_| delta.is_some());
+            let deltas: Vec<(String, Delta)> = order[1..]
+                .iter()
+                .zip(&intervals)
+                .map(|(&o, interval)| {
+                    let delta_pct = metrics::delta_pct(values[baseline][i], values[o][i]);
+                    let ci95 = interval[i].filter(|_| delta_pct.is_some());
+                    let significant = ci95.map(|[lo, hi]| lo > 0.0 || hi < 0.0);
+                    let delta = Delta {
+                        delta_pct,
+                        ci95,
+                        significant,
+                    };
+                    (arms[o].name.clone(), delta)
+                })
+                .collect();
+            // v1's fields: the second arm's delta.
+            let second = deltas.first().map(|(_, d)| *d);
             ComparisonRow {
                 metric: (*metric).to_owned(),
                 unit: (*unit).to_owned(),
@@ -225,9 +242,10 @@ fn table(
                     .iter()
                     .map(|&a| (arms[a].name.clone(), values[a][i]))
                     .collect(),
-                delta_pct: delta,
-                ci95,
-                significant: ci95.map(|[lo, hi]| lo > 0.0 || hi < 0.0),
+                delta_pct: second.and_then(|d| d.delta_pct),
+                ci95: second.and_then(|d| d.ci95),
+                significant: second.and_then(|d| d.significant),
+                deltas: deltas.into_iter().collect(),
                 snapshot_range: {
                     let ranges: std::collections::BTreeMap<String, [f64; 2]> = order
                         .iter()
@@ -390,16 +408,21 @@ fn shown(value: Option<f64>, unit: &str) -> String {
     }
 }
 
-/// "istio uses 57% less", "no significant difference (+2% [-3%, +7%])".
+/// "istio uses 57% less", "no significant difference (+2% [-3%, +7%])": arm `other` against
+/// the reference, in `row`.
 fn verdict(row: &ComparisonRow, other: &str) -> String {
-    let Some(d) = row.delta_pct else {
+    let Some(&Delta {
+        delta_pct: Some(d),
+        ci95,
+        significant,
+    }) = row.deltas.get(other)
+    else {
         return "–".to_owned();
     };
-    let interval = row
-        .ci95
+    let interval = ci95
         .map(|[lo, hi]| format!(" [{lo:+.0}%, {hi:+.0}%]"))
         .unwrap_or_default();
-    if row.significant == Some(false) {
+    if significant == Some(false) {
         return format!("no significant difference ({d:+.0}%{interval})");
     }
     if d.abs() < 0.5 {
@@ -427,9 +450,25 @@ fn verdict(row: &ComparisonRow, other: &str) -> String {
 
 fn markdown(c: &Comparison, one_repetition: bool) -> String {
     let mut out = String::new();
-    let other = c.arms.get(1).cloned().unwrap_or_default();
-    out.push_str(&format!("| Metric | {} | Delta |\n", c.arms.join(" | ")));
-    out.push_str(&format!("|---|{}---|\n", "---|".repeat(c.arms.len())));
+    let others = c.arms.get(1..).unwrap_or_default();
+    // Two arms: one "Delta" column, as before; more: one per arm against the reference.
+    let delta_heads: Vec<String> = match others {
+        [_] => vec!["Delta".to_owned()],
+        _ => others
+            .iter()
+            .map(|o| format!("{o} vs {}", c.arms[0]))
+            .collect(),
+    };
+    out.push_str(&format!(
+        "| Metric | {} | {} |\n",
+        c.arms.join(" | "),
+        delta_heads.join(" | ")
+    ));
+    out.push_str(&format!(
+        "|---|{}{}\n",
+        "---|".repeat(c.arms.len()),
+        "---|".repeat(delta_heads.len())
+    ));
     for row in &c.rows {
         if row.values.values().all(Option::is_none) {
             continue;
@@ -438,13 +477,9 @@ fn markdown(c: &Comparison, one_repetition: bool) -> String {
             .arms
             .iter()
             .map(|a| shown(row.values[a], &row.unit))
+            .chain(others.iter().map(|o| verdict(row, o)))
             .collect();
-        out.push_str(&format!(
-            "| {} | {} | {} |\n",
-            row.metric,
-            cells.join(" | "),
-            verdict(row, &other)
-        ));
+        out.push_str(&format!("| {} | {} |\n", row.metric, cells.join(" | ")));
     }
     if one_repetition {
         out.push_str(
@@ -455,24 +490,49 @@ fn markdown(c: &Comparison, one_repetition: bool) -> String {
     out
 }
 
+/// The documented columns (the second arm's delta), then the same four for each further arm,
+/// prefixed with its name.
 fn csv(c: &Comparison) -> String {
+    let further = c.arms.get(2..).unwrap_or_default();
     let mut out = format!(
-        "metric,unit,{},delta_pct,ci95_low,ci95_high,significant\n",
+        "metric,unit,{},delta_pct,ci95_low,ci95_high,significant",
         c.arms.join(",")
     );
+    for arm in further {
+        out.push_str(&format!(
+            ",{arm}_delta_pct,{arm}_ci95_low,{arm}_ci95_high,{arm}_significant"
+        ));
+    }
+    out.push('\n');
     let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let four = |d: Option<&Delta>| {
+        let d = d.copied().unwrap_or(Delta {
+            delta_pct: None,
+            ci95: None,
+            significant: None,
+        });
+        format!(
+            "{},{},{},{}",
+            cell(d.delta_pct),
+            cell(d.ci95.map(|c| c[0])),
+            cell(d.ci95.map(|c| c[1])),
+            d.significant.map(|s| s.to_string()).unwrap_or_default()
+        )
+    };
     for row in &c.rows {
         let values: Vec<String> = c.arms.iter().map(|a| cell(row.values[a])).collect();
         out.push_str(&format!(
-            "{},{},{},{},{},{},{}\n",
+            "{},{},{},{}",
             row.metric,
             row.unit,
             values.join(","),
-            cell(row.delta_pct),
-            cell(row.ci95.map(|c| c[0])),
-            cell(row.ci95.map(|c| c[1])),
-            row.significant.map(|s| s.to_string()).unwrap_or_default()
+            four(c.arms.get(1).and_then(|a| row.deltas.get(a)))
         ));
+        for arm in further {
+            out.push(',');
+            out.push_str(&four(row.deltas.get(arm)));
+        }
+        out.push('\n');
     }
     out
 }

@@ -51,7 +51,7 @@ fn row<'a>(c: &'a serde_json::Value, metric: &str) -> &'a serde_json::Value {
 #[test]
 fn reproduces_the_articles_per_row_deltas() {
     let c = json(&SEED);
-    assert_eq!(c["schema"], "meshbench/comparison/v1");
+    assert_eq!(c["schema"], "meshbench/comparison/v1.1");
     assert_eq!(c["arms"], serde_json::json!(["istio", "linkerd"]));
     for (metric, delta) in [
         ("control_plane_cpu_millicores", -57.0),
@@ -137,6 +137,43 @@ fn whole_tables_match_their_golden_files() {
     let a = arm(dir.path(), "istio", &[280, 290, 270, 285, 275]);
     let b = arm(dir.path(), "linkerd", &[120, 125, 115, 118, 122]);
     matches_golden("repeated.md", &["--arm", &a, "--arm", &b, "-f", "markdown"]);
+
+    // Three arms: a delta (and interval) for each arm against the reference. The third mesh
+    // comes from a profile file.
+    let kuma = arm(dir.path(), "kuma", &[200, 210, 190, 205, 195]);
+    let profile = dir.path().join("kuma.toml");
+    std::fs::write(
+        &profile,
+        "[[profile]]\nmesh = \"kuma\"\ncontrol_plane = \"kuma-system\"\nproxy = \"kuma-sidecar\"\n",
+    )
+    .unwrap();
+    let profile = profile.to_str().unwrap();
+    let three = [
+        "--arm",
+        &a,
+        "--arm",
+        &b,
+        "--arm",
+        &kuma,
+        "--profile",
+        profile,
+    ];
+    for (format, name) in [("markdown", "three-arms.md"), ("csv", "three-arms.csv")] {
+        let mut args = three.to_vec();
+        args.extend_from_slice(&["-f", format]);
+        matches_golden(name, &args);
+    }
+    let c = json(&three);
+    let deltas = &row(&c, "control_plane_cpu_millicores")["deltas"];
+    for other in ["linkerd", "kuma"] {
+        assert!(deltas[other]["ci95"].is_array(), "{other}: {deltas}");
+        assert_eq!(deltas[other]["significant"], true, "{other}");
+    }
+    assert_eq!(
+        row(&c, "control_plane_cpu_millicores")["delta_pct"],
+        deltas["linkerd"]["delta_pct"],
+        "v1's delta_pct is the second arm's"
+    );
 }
 
 #[test]
@@ -170,6 +207,7 @@ fn markdown_says_who_uses_less_and_that_one_run_proves_little() {
 fn arm(dir: &Path, mesh: &str, cp_cpu: &[u32]) -> String {
     let (ns, proxy) = match mesh {
         "linkerd" => ("linkerd", "linkerd-proxy"),
+        "kuma" => ("kuma-system", "kuma-sidecar"),
         _ => ("istio-system", "istio-proxy"),
     };
     for (i, cpu) in cp_cpu.iter().enumerate() {

@@ -1,4 +1,5 @@
-//! `meshbench/comparison/v1`: `compare`'s verdict table as data.
+//! `meshbench/comparison/v1.1`: `compare`'s verdict table as data. v1.1 adds `deltas`, one per
+//! arm other than the reference (v1 had only the second arm's, which stays as it was).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use crate::schema::Schema;
 pub const COMPARISON: Schema = Schema {
     document: "comparison",
     major: 1,
-    id: "meshbench/comparison/v1",
+    id: "meshbench/comparison/v1.1",
 };
 
 /// The metric ids, in the table's order, with their units. The first fourteen are fixed by the
@@ -57,6 +58,21 @@ pub struct ComparisonRow {
     /// its repetitions (the value itself is the median). Absent for other metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_range: Option<BTreeMap<String, [f64; 2]>>,
+    /// v1.1: every arm but the reference, against the reference (the second arm's is the same
+    /// as `delta_pct`, `ci95` and `significant`). Empty with one arm.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deltas: BTreeMap<String, Delta>,
+}
+
+/// One arm against the reference arm, in one row.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    /// (arm − reference) / reference × 100.
+    pub delta_pct: Option<f64>,
+    /// 95% bootstrap interval of `delta_pct`; `null` with fewer than two repetitions per arm.
+    pub ci95: Option<[f64; 2]>,
+    /// Whether the interval excludes zero; `null` without an interval.
+    pub significant: Option<bool>,
 }
 
 /// The whole comparison.
