@@ -324,6 +324,37 @@ fn like_for_like(arms: &[load::Arm]) -> Vec<String> {
             .map(|a| (a.name.clone(), first_load(a, &|s| Some(s.duration_s))))
             .collect(),
     );
+    // Open and closed loops measure different things: a closed loop leaves the server's stalls
+    // out of its latency (coordinated omission), so the two do not compare.
+    let modes: Vec<(String, Vec<&str>)> = arms
+        .iter()
+        .map(|a| {
+            let mut m: Vec<&str> = a
+                .reps
+                .iter()
+                .flat_map(|r| r.loads.iter())
+                .map(|s| match s.mode {
+                    meshbench_formats::trafficgen::Mode::Open => "open",
+                    meshbench_formats::trafficgen::Mode::Closed => "closed",
+                })
+                .collect();
+            m.sort_unstable();
+            m.dedup();
+            (a.name.clone(), m)
+        })
+        .filter(|(_, m)| !m.is_empty())
+        .collect();
+    if modes.iter().any(|(_, m)| m != &modes[0].1) || modes.iter().any(|(_, m)| m.len() > 1) {
+        let list = modes
+            .iter()
+            .map(|(a, m)| format!("{a} {}", m.join("+")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        warnings.push(format!(
+            "load runs differ in loop ({list}): a closed loop leaves the server's stalls out of \
+             its latency, so open- and closed-loop latency do not compare"
+        ));
+    }
     warnings
 }
 

@@ -625,6 +625,21 @@ fn unlike_arms_are_flagged() {
         stderr(&out)
     );
     assert!(!stderr(&out).contains("saturated"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("differ in loop"), "{}", stderr(&out));
+
+    // An open-loop arm against a closed-loop one: latency that does not compare.
+    let open = std::fs::read_to_string(&t).unwrap();
+    let closed = open
+        .replace("\"mode\": \"open\"", "\"mode\": \"closed\"")
+        .replace("\"rate_target\": 200.0", "\"rate_target\": null");
+    assert_ne!(open, closed);
+    std::fs::write(&t, closed).unwrap();
+    let err = stderr(&both());
+    assert!(
+        err.contains("load runs differ in loop (linkerd open, istio closed)"),
+        "{err}"
+    );
+    std::fs::write(&t, open).unwrap();
 
     // A load run whose client was saturated, or that was interrupted, is named.
     let text = std::fs::read_to_string(&t)
