@@ -537,11 +537,7 @@ fn csv(c: &Comparison) -> String {
     out.push('\n');
     let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     let four = |d: Option<&Delta>| {
-        let d = d.copied().unwrap_or(Delta {
-            delta_pct: None,
-            ci95: None,
-            significant: None,
-        });
+        let d = d.copied().unwrap_or_default();
         format!(
             "{},{},{},{}",
             cell(d.delta_pct),

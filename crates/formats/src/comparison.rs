@@ -65,7 +65,7 @@ pub struct ComparisonRow {
 }
 
 /// One arm against the reference arm, in one row.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
     /// (arm − reference) / reference × 100.
     pub delta_pct: Option<f64>,

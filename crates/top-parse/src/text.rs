@@ -172,6 +172,15 @@ fn parse_header(tokens: &[&[u8]]) -> Result<Option<Header>, String> {
     Ok(Some(Header { layout, swap }))
 }
 
+/// [`parse_header`] of a line already split (at most 8 tokens).
+fn header_of(tokens: &[&str]) -> Result<Option<Header>, String> {
+    let mut bytes: [&[u8]; 8] = [&[]; 8];
+    for (b, t) in bytes.iter_mut().zip(tokens) {
+        *b = t.as_bytes();
+    }
+    parse_header(&bytes[..tokens.len().min(8)])
+}
+
 /// Splits a line on runs of ASCII whitespace into at most `out.len()` tokens; returns how many
 /// tokens the line has (which may exceed `out.len()`). Whitespace is ASCII, so every cut is on a
 /// character boundary.
@@ -452,11 +461,7 @@ impl<'o> Table<'o> {
             if self.state == State::SumSeparator {
                 return Err("a header line where the --sum totals were expected".to_owned());
             }
-            let mut header_tokens: [&[u8]; 8] = [&[]; 8];
-            for (h, t) in header_tokens.iter_mut().zip(&tokens[..n.min(8)]) {
-                *h = t.as_bytes();
-            }
-            return match parse_header(&header_tokens[..n.min(8)])? {
+            return match header_of(&tokens[..n.min(8)])? {
                 Some(h) if h == self.header => {
                     self.state = State::NewTable;
                     self.totals = Totals::default();
@@ -1126,11 +1131,7 @@ pub(crate) fn parse(
 
     let mut first_tokens: [&str; 8] = [""; 8];
     let count = split(first_text, &mut first_tokens);
-    let mut header_tokens: [&[u8]; 8] = [&[]; 8];
-    for (h, t) in header_tokens.iter_mut().zip(&first_tokens[..count.min(8)]) {
-        *h = t.as_bytes();
-    }
-    let parsed = parse_header(&header_tokens[..count.min(8)]).map_err(|p| line_error(first, p))?;
+    let parsed = header_of(&first_tokens[..count.min(8)]).map_err(|p| line_error(first, p))?;
     let first_is_data = parsed.is_none();
     let header = match (parsed, opts.layout) {
         (Some(h), Some(given)) if h.layout != given => {
