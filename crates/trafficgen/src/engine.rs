@@ -371,8 +371,9 @@ async fn reachable(plan: &Plan, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr
     Ok(good)
 }
 
-/// Runs the plan; `hlog` receives the interval log as the run goes.
-pub(crate) fn run(plan: &Plan, hlog: Option<Output>) -> Result<Outcome, Error> {
+/// Runs the plan; `hlog` receives the interval log as the run goes; `progress` shows a
+/// progress line on stderr if it is a terminal.
+pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<Outcome, Error> {
     let began = Instant::now();
     let addrs = preflight(plan)?;
     let started_at = SystemTime::now();
@@ -401,7 +402,7 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>) -> Result<Outcome, Error> {
     });
 
     let (tx, rx) = mpsc::channel::<Message>();
-    let mut collector = Collector::new(plan, &shared, started_at, hlog)?;
+    let mut collector = Collector::new(plan, &shared, started_at, hlog, progress)?;
     let threads = plan.threads;
     let result = std::thread::scope(|scope| -> Result<(), Error> {
         let mut handles = Vec::with_capacity(threads);

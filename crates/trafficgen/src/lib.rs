@@ -11,6 +11,7 @@
 //! - `engine`: the load itself, one current-thread runtime per thread;
 //! - `report`: per-second collection, the summary, timeline, interval log and percentile text.
 
+use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -187,7 +188,8 @@ pub fn run(args: Args) -> Result<()> {
         Some(path) => Some(Some(create(path)?)),
     };
 
-    let outcome = engine::run(&plan, hlog_out)?;
+    // -q asks for errors only on stderr: no progress line either.
+    let outcome = engine::run(&plan, hlog_out, !args.log.quiet)?;
     let summary = report::summary(&plan, &outcome)?;
 
     if let Some(out) = timeline_out {
@@ -215,6 +217,11 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     write_summary(summary_out, &summary, &args.output)?;
+    // A person at a terminal gets the figures in a few lines, as wrk prints them; scripts and
+    // pipelines (stderr not a terminal) get only the files.
+    if !args.log.quiet && std::io::stderr().is_terminal() {
+        eprint_text(&report::text(&summary));
+    }
     report::warn_about(&plan, &summary);
 
     if summary.interrupted {

@@ -48,8 +48,9 @@ impl Collector {
         shared: &Shared,
         started_at: SystemTime,
         hlog: Option<Output>,
+        progress: bool,
     ) -> Result<Collector, Error> {
-        let progress = std::io::stderr().is_terminal().then(|| {
+        let progress = (progress && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
                 indicatif::ProgressStyle::with_template("{spinner} {msg}")
@@ -148,17 +149,12 @@ impl Collector {
         }
         self.last_event = Some(self.measure_start + Duration::from_secs(second + 1));
         if let Some(bar) = &self.progress {
-            let remaining = self
-                .planned
-                .map(|p| format!(" of {}s", p.as_secs()))
-                .unwrap_or_default();
-            bar.set_message(format!(
-                "{}s{remaining}  {} answers/s  {} errors  p99 {}",
+            bar.set_message(progress_line(
                 second + 1,
+                self.planned,
                 h.len(),
                 self.errors,
-                row.p99
-                    .map_or_else(|| "-".to_owned(), |v| format!("{:.2} ms", v as f64 / 1e3)),
+                row.p99,
             ));
         }
     }
@@ -444,6 +440,162 @@ pub(crate) fn percentile_text(h: &Histogram<u64>) -> String {
     text
 }
 
+/// The progress line after `elapsed` measured seconds: elapsed and remaining time, the last
+/// second's answers, errors so far and the last second's p99.
+fn progress_line(
+    elapsed: u64,
+    planned: Option<Duration>,
+    answers: u64,
+    errors: u64,
+    p99_us: Option<u64>,
+) -> String {
+    // The last, partial second is reported after the planned end: nothing is left then.
+    let left = planned
+        .map(|p| format!(", {}s left", p.as_secs().saturating_sub(elapsed)))
+        .unwrap_or_default();
+    format!(
+        "{elapsed}s elapsed{left}  {} answers/s  {} errors  p99 {}",
+        group(answers),
+        group(errors),
+        p99_us.map_or_else(|| "-".to_owned(), micros),
+    )
+}
+
+/// The summary in a few lines for a person at a terminal, as wrk prints its report: what was
+/// sent, the rate, the latency percentiles, errors and status codes, and what the client cost.
+pub(crate) fn text(s: &TrafficgenSummary) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let r = &s.requests;
+    let _ = write!(
+        t,
+        "{} requests in {:.1} s to {}, {} loop, {} connection{}",
+        group(r.scheduled),
+        s.duration_s,
+        s.target,
+        match s.mode {
+            Mode::Open => "open",
+            Mode::Closed => "closed",
+        },
+        s.connections,
+        if s.connections == 1 { "" } else { "s" }
+    );
+    if s.interrupted {
+        t.push_str(" (interrupted)");
+    }
+    t.push('\n');
+    let _ = write!(t, "  rate      {}/s", rate(s.rate_achieved));
+    if let Some(target) = s.rate_target {
+        let _ = write!(t, " of {}/s asked for", rate(target));
+    }
+    t.push('\n');
+    let percentiles = |t: &mut String, name: &str, l: &LatencyStats, note: &str| {
+        let _ = write!(t, "  {name:<9}");
+        for (label, v) in [
+            ("p50", l.p50),
+            ("p90", l.p90),
+            ("p99", l.p99),
+            ("p99.9", l.p999),
+            ("max", l.max),
+        ] {
+            let _ = write!(
+                t,
+                " {label} {:<9}",
+                v.map_or_else(|| "-".to_owned(), micros)
+            );
+        }
+        let _ = writeln!(t, " {note}");
+    };
+    match s.mode {
+        Mode::Open => {
+            percentiles(&mut t, "latency", &s.latency_us, "(from the intended send)");
+            percentiles(
+                &mut t,
+                "service",
+                &s.service_time_us,
+                "(from the actual send)",
+            );
+        }
+        Mode::Closed => percentiles(
+            &mut t,
+            "latency",
+            &s.latency_us,
+            "(closed loop: stalls are not counted; -r for open loop)",
+        ),
+    }
+    let mut errors = format!("  errors    {} of {}", group(r.errors), group(r.scheduled));
+    if !s.errors_by_kind.is_empty() {
+        let kinds: Vec<String> = s
+            .errors_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{} {kind}", group(*n)))
+            .collect();
+        let _ = write!(errors, " ({})", kinds.join(", "));
+    }
+    if r.unsent + r.in_flight > 0 {
+        let _ = write!(
+            errors,
+            "; {} unsent, {} in flight at the end",
+            group(r.unsent),
+            group(r.in_flight)
+        );
+    }
+    let _ = writeln!(t, "{errors}");
+    if !s.status_codes.is_empty() {
+        let codes: Vec<String> = s
+            .status_codes
+            .iter()
+            .map(|(code, n)| format!("{code} x {}", group(*n)))
+            .collect();
+        let _ = writeln!(t, "  status    {}", codes.join(", "));
+    }
+    let c = &s.client;
+    let _ = write!(t, "  client    {:.2} s CPU", c.cpu_seconds);
+    if let Some(per) = c.cpu_us_per_request {
+        let _ = write!(t, ", {per:.1} us per request");
+    }
+    let _ = writeln!(
+        t,
+        ", {:.1} MB peak RSS{}",
+        c.max_rss_bytes as f64 / 1e6,
+        if c.saturated { "; SATURATED" } else { "" }
+    );
+    t
+}
+
+/// `1234567` as `1,234,567`.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// A rate with one decimal below 100/s, whole above.
+fn rate(r: f64) -> String {
+    if r < 100.0 {
+        format!("{r:.1}")
+    } else {
+        // A rate is positive and far below 2^64; the cast only drops the fraction.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        group(r.round() as u64)
+    }
+}
+
+/// Microseconds in the unit that keeps three significant digits readable.
+fn micros(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} us"),
+        1_000..1_000_000 => format!("{:.2} ms", us as f64 / 1e3),
+        _ => format!("{:.2} s", us as f64 / 1e6),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +660,82 @@ mod tests {
         assert!(busy.client.saturated);
         let idle = summary(&plan, &outcome(5.0, 0.5, 1000, 0)).unwrap();
         assert!(!idle.client.saturated);
+    }
+
+    #[test]
+    fn the_terminal_report_says_what_the_summary_says() {
+        let mut s = summary(&closed_loop(), &outcome(2.0, 0.2, 1_234_567, 0)).unwrap();
+        assert_eq!(
+            text(&s),
+            "1,234,567 requests in 10.0 s to http://h/, closed loop, 50 connections\n\
+             \x20 rate      123,457/s\n\
+             \x20 latency   p50 100 us    p90 100 us    p99 100 us    p99.9 100 us    \
+             max 100 us    (closed loop: stalls are not counted; -r for open loop)\n\
+             \x20 errors    0 of 1,234,567\n\
+             \x20 status    200 x 1,234,567\n\
+             \x20 client    2.00 s CPU, 1.6 us per request, 10.5 MB peak RSS\n"
+        );
+        // An open loop that fell behind, with errors: both latencies, the target, the kinds,
+        // what was left, and the saturation said out loud.
+        s.mode = Mode::Open;
+        s.rate_target = Some(150_000.0);
+        s.rate_achieved = 50.25;
+        s.interrupted = true;
+        s.requests.errors = 7;
+        s.requests.unsent = 12;
+        s.errors_by_kind = BTreeMap::from([("timeout".into(), 5), ("reset".into(), 2)]);
+        s.status_codes.insert("503".into(), 1000);
+        s.latency_us.p99 = Some(1_500);
+        s.latency_us.max = Some(2_345_678);
+        s.service_time_us.p50 = None;
+        s.client.saturated = true;
+        let t = text(&s);
+        for expected in [
+            "open loop, 50 connections (interrupted)\n",
+            "rate      50.2/s of 150,000/s asked for\n",
+            "p99 1.50 ms ",
+            "max 2.35 s ",
+            "(from the intended send)\n",
+            "service   p50 -  ",
+            "(from the actual send)\n",
+            "errors    7 of 1,234,567 (2 reset, 5 timeout); 12 unsent, 0 in flight at the end\n",
+            "status    200 x 1,234,567, 503 x 1,000\n",
+            "; SATURATED\n",
+        ] {
+            assert!(t.contains(expected), "{expected:?} not in\n{t}");
+        }
+    }
+
+    #[test]
+    fn the_progress_line_counts_down_and_stops_at_zero() {
+        let minute = Some(Duration::from_secs(60));
+        assert_eq!(
+            progress_line(1, minute, 20_000, 0, Some(1_234)),
+            "1s elapsed, 59s left  20,000 answers/s  0 errors  p99 1.23 ms"
+        );
+        assert_eq!(
+            progress_line(61, minute, 26, 3, None),
+            "61s elapsed, 0s left  26 answers/s  3 errors  p99 -"
+        );
+        // -n without -d: no planned end.
+        assert_eq!(
+            progress_line(2, None, 5, 0, Some(80)),
+            "2s elapsed  5 answers/s  0 errors  p99 80 us"
+        );
+    }
+
+    #[test]
+    fn numbers_read_as_people_write_them() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(u64::MAX), "18,446,744,073,709,551,615");
+        assert_eq!(micros(999), "999 us");
+        assert_eq!(micros(1000), "1.00 ms");
+        assert_eq!(micros(999_994), "999.99 ms");
+        assert_eq!(micros(60_000_000), "60.00 s");
+        assert_eq!(rate(99.94), "99.9");
+        assert_eq!(rate(1999.5), "2,000");
     }
 
     #[test]
