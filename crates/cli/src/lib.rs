@@ -34,10 +34,11 @@ impl Input {
         }
     }
 
-    /// Opens the input for buffered reading.
-    pub fn open(&self) -> io::Result<Box<dyn BufRead>> {
+    /// Opens the input for buffered reading. The reader may move to another thread (top-parse's
+    /// workers take turns reading), so stdin is locked per read, not held.
+    pub fn open(&self) -> io::Result<Box<dyn BufRead + Send>> {
         Ok(match self {
-            Input::Stdin => Box::new(BufReader::with_capacity(BUFFER, io::stdin().lock())),
+            Input::Stdin => Box::new(BufReader::with_capacity(BUFFER, io::stdin())),
             Input::File(path) => Box::new(BufReader::with_capacity(BUFFER, File::open(path)?)),
         })
     }

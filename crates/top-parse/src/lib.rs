@@ -331,7 +331,7 @@ pub struct InputReport {
 /// Parses one input, whatever its kind, calling `emit` for each row in input order.
 pub fn parse_input(
     name: &str,
-    mut input: impl BufRead,
+    mut input: impl BufRead + Send,
     opts: &ParseOptions,
     sink: &mut dyn RowSink,
 ) -> Result<InputReport> {

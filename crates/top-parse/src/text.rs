@@ -866,20 +866,61 @@ fn chunk_rows_by(
     })
 }
 
-/// Reads the body of a table on `fragments.threads` worker threads. The first chunk is read
-/// first: input that fits in it is parsed here, with no threads.
+/// What the workers of [`parallel_body`] share: the input, which they take turns reading a
+/// chunk at a time (so each parses a chunk its own core has just copied in), and the count that
+/// keeps them from reading too far ahead of the output.
+struct Reading<R> {
+    input: R,
+    /// The first chunk, read before the workers started: (buffer, filled, complete).
+    first: Option<(Vec<u8>, usize, usize)>,
+    /// Bytes read past the last complete line, for the next chunk.
+    carry: Vec<u8>,
+    /// The number of the line before the next chunk.
+    line_no: u64,
+    /// Sequence number of the next chunk read.
+    next_seq: u64,
+    /// Chunks appended to the output so far.
+    appended: u64,
+    /// The input has ended, or failed (the failure travels as a chunk's outcome).
+    ended: bool,
+    /// A worker stopped at a `--sum` footer or an appended table, or the output failed: no more
+    /// chunks are read, and the rest is read in order by the caller.
+    stop: bool,
+    /// Buffers back from the output side, to read and format into again.
+    free: Vec<Vec<u8>>,
+    free_out: Vec<Vec<u8>>,
+}
+
+/// Sets `stop` and wakes every waiting worker when the reading side is left, however it is.
+struct StopOnDrop<'a, R>(&'a (std::sync::Mutex<Reading<R>>, std::sync::Condvar));
+
+impl<R> Drop for StopOnDrop<'_, R> {
+    fn drop(&mut self) {
+        let (lock, wake) = self.0;
+        lock.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stop = true;
+        wake.notify_all();
+    }
+}
+
+/// Reads the body of a table on `threads` worker threads. The first chunk is read first: input
+/// that fits in it is parsed here, with no threads. Each worker then takes the input in turn,
+/// reads the next chunk of complete lines, numbers it, and formats it; this thread appends the
+/// chunks' rows in order.
 fn parallel_body(
     table: &mut Table<'_>,
-    mut input: impl BufRead,
+    mut input: impl BufRead + Send,
     threads: usize,
     format: UsageFormat,
     sink: &mut dyn RowSink,
 ) -> Result<(), Error> {
+    use std::sync::{Condvar, Mutex, PoisonError};
     let opts = table.opts;
     let header = table.header;
     let kind = header.layout.kind();
     // Chunks read but not yet appended: bounds memory, and keeps every channel below capacity.
-    let in_flight_max = 2 * threads;
+    let in_flight_max = 2 * threads as u64;
 
     let mut buf = input_buffer(CHUNK);
     let mut filled = 0;
@@ -889,111 +930,161 @@ fn parallel_body(
         return serial_body(table, input, format, sink, buf, filled);
     }
 
-    std::thread::scope(|scope| -> Result<(), Error> {
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel::<ChunkDone>(in_flight_max);
-        let mut jobs = Vec::with_capacity(threads);
+    let shared = (
+        Mutex::new(Reading {
+            input,
+            first: Some((buf, filled, complete)),
+            carry: Vec::new(),
+            line_no: table.line_no,
+            next_seq: 0,
+            appended: 0,
+            ended: false,
+            stop: false,
+            free: Vec::new(),
+            free_out: Vec::new(),
+        }),
+        Condvar::new(),
+    );
+    fn lock<R>(m: &Mutex<Reading<R>>) -> std::sync::MutexGuard<'_, Reading<R>> {
+        m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    let mut sequential: Option<Vec<u8>> = None;
+    let appended = std::thread::scope(|scope| -> Result<u64, Error> {
+        let (done_tx, done_rx) =
+            std::sync::mpsc::sync_channel::<ChunkDone>(usize::try_from(in_flight_max).unwrap_or(4));
         for _ in 0..threads {
-            let (job_tx, job_rx) =
-                std::sync::mpsc::sync_channel::<(u64, Vec<u8>, u64, Vec<u8>)>(in_flight_max);
             let done_tx = done_tx.clone();
+            let shared = &shared;
             scope.spawn(move || {
-                for (seq, chunk, first_line, out) in job_rx {
+                loop {
+                    let mut reading = lock(&shared.0);
+                    while !reading.stop
+                        && !reading.ended
+                        && reading.next_seq - reading.appended >= in_flight_max
+                    {
+                        reading = shared
+                            .1
+                            .wait(reading)
+                            .unwrap_or_else(PoisonError::into_inner);
+                    }
+                    if reading.stop || reading.ended {
+                        return;
+                    }
+                    let r = &mut *reading;
+                    let seq = r.next_seq;
+                    r.next_seq += 1;
+                    let (mut chunk, ended) = match r.first.take() {
+                        Some((mut buf, filled, complete)) => {
+                            r.carry.clear();
+                            r.carry.extend_from_slice(&buf[complete..filled]);
+                            buf.truncate(complete);
+                            (buf, false)
+                        }
+                        None => {
+                            let need = CHUNK.max(r.carry.len() + CHUNK / 2);
+                            let mut buf = r.free.pop().unwrap_or_else(|| input_buffer(need));
+                            buf.resize(need, 0);
+                            buf[..r.carry.len()].copy_from_slice(&r.carry);
+                            let mut filled = r.carry.len();
+                            match read_chunk(
+                                &mut r.input,
+                                &mut buf,
+                                &mut filled,
+                                opts.name,
+                                r.line_no,
+                            ) {
+                                Ok((complete, ended)) => {
+                                    r.carry.clear();
+                                    r.carry.extend_from_slice(&buf[complete..filled]);
+                                    buf.truncate(complete);
+                                    (buf, ended)
+                                }
+                                Err(e) => {
+                                    r.ended = true;
+                                    drop(reading);
+                                    let _ = done_tx.send(ChunkDone {
+                                        seq,
+                                        chunk: Vec::new(),
+                                        outcome: Err(e),
+                                    });
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    let first_line = r.line_no;
+                    r.line_no += memchr::memchr_iter(b'\n', &chunk).count() as u64;
+                    if !chunk.is_empty() && !chunk.ends_with(b"\n") {
+                        r.line_no += 1;
+                    }
+                    r.ended = ended;
+                    let out = r.free_out.pop().unwrap_or_else(spare_buffer);
+                    drop(reading);
                     let outcome = chunk_rows(opts, header, format, &chunk, first_line, out);
                     if done_tx
                         .send(ChunkDone {
                             seq,
-                            chunk,
+                            chunk: std::mem::take(&mut chunk),
                             outcome,
                         })
                         .is_err()
                     {
-                        break;
+                        return;
                     }
                 }
             });
-            jobs.push(job_tx);
         }
         drop(done_tx);
+        // However this side ends (an error included), the workers stop reading and return.
+        let _stop = StopOnDrop(&shared);
 
-        let mut next_seq = 0u64; // next chunk to hand out
-        let mut next_append = 0u64; // next chunk to append
+        let mut next_append = 0u64;
         let mut waiting = std::collections::BTreeMap::new();
-        let mut line_no = table.line_no;
-        // Once a worker stops at the footer, the rest is read here, in order.
-        let mut sequential: Option<Vec<u8>> = None;
-        let mut pending = Some((buf, filled, complete, ended));
-        // Chunks back from the workers, to read into again, and their rows' buffers.
-        let mut free: Vec<Vec<u8>> = Vec::new();
-        let mut free_out: Vec<Vec<u8>> = Vec::new();
-
-        loop {
-            // Hand out chunks while there is room.
-            while sequential.is_none() && next_seq - next_append < in_flight_max as u64 {
-                let Some((mut chunk, filled, complete, ended)) = pending.take() else {
-                    break;
-                };
-                let need = CHUNK.max(filled - complete + CHUNK / 2);
-                let mut rest = free.pop().unwrap_or_else(|| input_buffer(need));
-                rest.resize(need, 0);
-                rest[..filled - complete].copy_from_slice(&chunk[complete..filled]);
-                chunk.truncate(complete);
-                let first_line = line_no;
-                line_no += memchr::memchr_iter(b'\n', &chunk).count() as u64;
-                if !chunk.is_empty() && !chunk.ends_with(b"\n") {
-                    line_no += 1;
-                }
-                let worker = &jobs[usize::try_from(next_seq).unwrap_or(0) % threads];
-                worker
-                    .send((
-                        next_seq,
-                        chunk,
-                        first_line,
-                        free_out.pop().unwrap_or_else(spare_buffer),
-                    ))
-                    .map_err(|_| worker_gone())?;
-                next_seq += 1;
-                if !ended {
-                    let mut filled = filled - complete;
-                    let (complete, ended) =
-                        read_chunk(&mut input, &mut rest, &mut filled, opts.name, line_no)?;
-                    pending = Some((rest, filled, complete, ended));
-                }
-            }
-            if next_append == next_seq {
-                break;
-            }
-            let done = done_rx.recv().map_err(|_| worker_gone())?;
+        // Until every worker has returned (each drops its sender).
+        for done in &done_rx {
             waiting.insert(done.seq, done);
             while let Some(done) = waiting.remove(&next_append) {
                 next_append += 1;
                 if let Some(tail) = sequential.as_mut() {
-                    // Chunks handed out before the footer was seen: read them here.
+                    // Chunks read before the footer was seen: read them here, in order.
                     tail.extend_from_slice(&done.chunk);
                     continue;
                 }
                 let rows = done.outcome?;
                 table.add(&rows);
                 sink.fragment(kind, &rows.fragment)?;
-                free_out.push(rows.fragment.bytes);
+                let mut reading = lock(&shared.0);
+                reading.appended = next_append;
+                reading.free_out.push(rows.fragment.bytes);
                 if let Some((state, next, footer_line)) = rows.stopped {
+                    reading.stop = true;
+                    drop(reading);
                     table.resume(state, footer_line);
                     sequential = Some(done.chunk[next.min(done.chunk.len())..].to_vec());
                 } else {
-                    free.push(done.chunk);
+                    reading.free.push(done.chunk);
                 }
+                shared.1.notify_all();
             }
         }
-        drop(jobs);
-        give_back(free.into_iter().chain(free_out));
+        Ok(next_append)
+    })?;
 
-        if let Some(mut tail) = sequential {
-            if let Some((chunk, filled, _, _)) = pending.take() {
-                tail.extend_from_slice(&chunk[..filled]);
-            }
-            after_footer(table, tail, input, sink)?;
-        }
-        Ok(())
-    })
+    let reading = shared
+        .0
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    if appended != reading.next_seq {
+        // A chunk was read and never came back.
+        return Err(worker_gone());
+    }
+    give_back(reading.free.into_iter().chain(reading.free_out));
+    if let Some(mut tail) = sequential {
+        tail.extend_from_slice(&reading.carry);
+        after_footer(table, tail, reading.input, sink)?;
+    }
+    Ok(())
 }
 
 /// The rest of the input once a `--sum` footer or an appended table's header is seen, line by
@@ -1103,7 +1194,7 @@ pub(crate) fn parse(
     opts: &TextOptions<'_>,
     first: &[u8],
     first_no: u64,
-    input: impl BufRead,
+    input: impl BufRead + Send,
     sink: &mut dyn RowSink,
 ) -> Result<TextReport, Error> {
     let line_error = |text: &[u8], problem: String| Error::BadLine {

@@ -532,6 +532,45 @@ fn parallel_output_is_the_same_as_sequential() {
 }
 
 #[test]
+fn parallel_reading_stops_at_a_footer_in_a_later_chunk() {
+    // Two multi-chunk tables with footers, one after the other: the workers have read chunks
+    // of the second table ahead when the first's footer turns up in the middle of a chunk;
+    // those chunks, and the rest, are read in order, and each table's --sum is checked.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("two.txt");
+    let table = big_table(60_000, true);
+    std::fs::write(&input, table.repeat(2)).unwrap();
+    let single = dir.path().join("one.txt");
+    std::fs::write(&single, &table).unwrap();
+    let one = with_threads("1", &input, &[]);
+    assert!(one.status.success(), "{}", stderr(&one));
+    assert!(stderr(&one).is_empty(), "{}", stderr(&one));
+    for threads in ["2", "3"] {
+        let out = with_threads(threads, &input, &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stderr(&out).is_empty(), "{threads}: {}", stderr(&out));
+        assert_eq!(stdout(&out), stdout(&one), "{threads}");
+    }
+    let rows = stdout(&one).lines().count();
+    assert_eq!(rows, 1 + 2 * 60_000);
+    // A wrong total in the second table is found at its own line.
+    let wrong = table.clone()
+        + &table.replacen(
+            "________        \n                                               ",
+            "________        \n                                               1",
+            1,
+        );
+    std::fs::write(&input, wrong).unwrap();
+    for threads in ["1", "2"] {
+        let err = stderr(&with_threads(threads, &input, &[]));
+        assert!(
+            err.contains(&format!("two.txt:{}: the --sum footer", 2 * 60_003)),
+            "{threads}: {err}"
+        );
+    }
+}
+
+#[test]
 fn parallel_errors_name_the_right_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("bad.txt");
