@@ -908,13 +908,16 @@ impl<R> Drop for StopOnDrop<'_, R> {
 /// that fits in it is parsed here, with no threads. Each worker then takes the input in turn,
 /// reads the next chunk of complete lines, numbers it, and formats it; this thread appends the
 /// chunks' rows in order.
-fn parallel_body(
+///
+/// Returns `true` when a `--sum` footer or an appended table's header stopped it: `table` is
+/// then at that line, and what was read past it is handed back to `input`.
+fn parallel_body<R: BufRead + Send>(
     table: &mut Table<'_>,
-    mut input: impl BufRead + Send,
+    input: &mut Rest<R>,
     threads: usize,
     format: UsageFormat,
     sink: &mut dyn RowSink,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     use std::sync::{Condvar, Mutex, PoisonError};
     let opts = table.opts;
     let header = table.header;
@@ -924,8 +927,7 @@ fn parallel_body(
 
     let mut buf = input_buffer(CHUNK);
     let mut filled = 0;
-    let (complete, ended) =
-        read_chunk(&mut input, &mut buf, &mut filled, opts.name, table.line_no)?;
+    let (complete, ended) = read_chunk(input, &mut buf, &mut filled, opts.name, table.line_no)?;
     if ended || threads < 2 {
         return serial_body(table, input, format, sink, buf, filled);
     }
@@ -1080,50 +1082,133 @@ fn parallel_body(
         return Err(worker_gone());
     }
     give_back(reading.free.into_iter().chain(reading.free_out));
-    if let Some(mut tail) = sequential {
-        tail.extend_from_slice(&reading.carry);
-        after_footer(table, tail, reading.input, sink)?;
-    }
-    Ok(())
+    let Some(mut tail) = sequential else {
+        return Ok(false);
+    };
+    tail.extend_from_slice(&reading.carry);
+    reading.input.unread(&tail);
+    Ok(true)
 }
 
-/// The rest of the input once a `--sum` footer or an appended table's header is seen, line by
-/// line: `tail`, then the unread input. (The tables after the first are read on one thread.)
-fn after_footer(
+/// Reads the input line by line after a `--sum` footer or an appended table's header, until the
+/// next table's header has been read (returns `true`; what was read past it is handed back to
+/// `input`, and `table` is ready for that table's rows) or the input ends (`false`).
+fn lines_until_new_table<R: BufRead>(
     table: &mut Table<'_>,
-    mut tail: Vec<u8>,
-    mut input: impl BufRead,
+    input: &mut Rest<R>,
     sink: &mut dyn RowSink,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let name = table.opts.name;
-    input.read_to_end(&mut tail).map_err(|source| Error::Read {
-        input: name.to_owned(),
-        source,
-    })?;
-    let start = table.line_no;
-    lines_in(&tail, start, name, |no, line, _| {
-        table
-            .line(no, line, &mut |row| sink.row(row))
-            .map(|()| true)
-    })?;
-    Ok(())
+    if table.state == State::NewTable {
+        // Stopped right at the header.
+        table.state = State::Rows;
+        return Ok(true);
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    loop {
+        let (complete, ended) = read_chunk(input, &mut buf, &mut filled, name, table.line_no)?;
+        let mut rest_at = None;
+        let last = lines_in(&buf[..complete], table.line_no, name, |no, line, next| {
+            table.line(no, line, &mut |row| sink.row(row))?;
+            if table.state == State::NewTable {
+                rest_at = Some(next);
+                return Ok(false);
+            }
+            Ok(true)
+        })?;
+        table.line_no = last;
+        if let Some(next) = rest_at {
+            table.state = State::Rows;
+            input.unread(&buf[next.min(filled)..filled]);
+            return Ok(true);
+        }
+        if ended {
+            return Ok(false);
+        }
+        buf.copy_within(complete..filled, 0);
+        filled -= complete;
+    }
+}
+
+/// The input, with what was read past a stop handed back in front of it, so that reading goes
+/// on from the stop without holding the rest of the input in memory.
+pub(crate) struct Rest<R> {
+    head: Vec<u8>,
+    at: usize,
+    input: R,
+}
+
+impl<R> Rest<R> {
+    pub(crate) fn new(input: R) -> Rest<R> {
+        Rest {
+            head: Vec::new(),
+            at: 0,
+            input,
+        }
+    }
+
+    /// Puts `bytes` back in front of what is still to be read.
+    fn unread(&mut self, bytes: &[u8]) {
+        let mut head = Vec::with_capacity(bytes.len() + self.head.len() - self.at);
+        head.extend_from_slice(bytes);
+        head.extend_from_slice(&self.head[self.at..]);
+        self.head = head;
+        self.at = 0;
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for Rest<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.at);
+            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
+            self.at += n;
+            if self.at == self.head.len() {
+                self.head = Vec::new();
+                self.at = 0;
+            }
+            return Ok(n);
+        }
+        self.input.read(buf)
+    }
+}
+
+impl<R: BufRead> BufRead for Rest<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.at < self.head.len() {
+            return Ok(&self.head[self.at..]);
+        }
+        self.input.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        if self.at < self.head.len() {
+            self.at = (self.at + amount).min(self.head.len());
+            if self.at == self.head.len() {
+                self.head = Vec::new();
+                self.at = 0;
+            }
+        } else {
+            self.input.consume(amount);
+        }
+    }
 }
 
 /// Reads the body of a table on this thread, chunk by chunk, as the workers of
 /// [`parallel_body`] do; `buf[..filled]` is input already read.
-fn serial_body(
+fn serial_body<R: BufRead>(
     table: &mut Table<'_>,
-    mut input: impl BufRead,
+    input: &mut Rest<R>,
     format: UsageFormat,
     sink: &mut dyn RowSink,
     mut buf: Vec<u8>,
     mut filled: usize,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let opts = table.opts;
     let mut out = spare_buffer();
     loop {
-        let (complete, ended) =
-            read_chunk(&mut input, &mut buf, &mut filled, opts.name, table.line_no)?;
+        let (complete, ended) = read_chunk(input, &mut buf, &mut filled, opts.name, table.line_no)?;
         let rows = chunk_rows(
             opts,
             table.header,
@@ -1137,14 +1222,14 @@ fn serial_body(
         out = rows.fragment.bytes;
         if let Some((state, next, footer_line)) = rows.stopped {
             table.resume(state, footer_line);
-            let tail = buf[next.min(filled)..filled].to_vec();
+            input.unread(&buf[next.min(filled)..filled]);
             give_back([buf, out].into_iter());
-            return after_footer(table, tail, input, sink);
+            return Ok(true);
         }
         table.line_no = rows.last_line;
         if ended {
             give_back([buf, out].into_iter());
-            return Ok(());
+            return Ok(false);
         }
         buf.copy_within(complete..filled, 0);
         filled -= complete;
@@ -1282,7 +1367,12 @@ pub(crate) fn parse(
         // Chunks start in the rows; a first line that was the `--sum` footer leaves only
         // line-by-line reading.
         Some((threads, format)) if format != UsageFormat::Json && table.state == State::Rows => {
-            parallel_body(&mut table, input, threads, format, sink)?;
+            // Each table's rows in parallel chunks; between tables (a `--sum` footer, the next
+            // header), line by line.
+            let mut input = Rest::new(input);
+            while parallel_body(&mut table, &mut input, threads, format, sink)?
+                && lines_until_new_table(&mut table, &mut input, sink)?
+            {}
         }
         _ => for_each_line(
             input,
@@ -1446,6 +1536,37 @@ mod tests {
             let want: Vec<&str> = line.split_ascii_whitespace().collect();
             proptest::prop_assert_eq!(n, want.len());
             proptest::prop_assert_eq!(&t[..n.min(8)], &want[..n.min(8)]);
+        }
+    }
+
+    proptest::proptest! {
+        /// Bytes read (by `read` or `fill_buf`) and some of them handed back come out again in
+        /// the order of the input, however the reads and hand-backs fall.
+        #[test]
+        fn handing_back_keeps_the_order(
+            data in proptest::collection::vec(any::<u8>(), 0..2000),
+            steps in proptest::collection::vec((1usize..300, 0usize..300, any::<bool>()), 0..40),
+        ) {
+            use std::io::Read as _;
+            let mut rest = Rest::new(std::io::BufReader::with_capacity(7, &data[..]));
+            let mut got = Vec::new();
+            for (want, back, by_fill) in steps {
+                let mut buf = vec![0; want];
+                let n = if by_fill {
+                    let ahead = rest.fill_buf().unwrap();
+                    let n = ahead.len().min(want);
+                    buf[..n].copy_from_slice(&ahead[..n]);
+                    rest.consume(n);
+                    n
+                } else {
+                    rest.read(&mut buf).unwrap()
+                };
+                let back = back.min(n);
+                got.extend_from_slice(&buf[..n - back]);
+                rest.unread(&buf[n - back..n]);
+            }
+            rest.read_to_end(&mut got).unwrap();
+            prop_assert_eq!(got, data);
         }
     }
 

@@ -539,7 +539,9 @@ fn parallel_reading_stops_at_a_footer_in_a_later_chunk() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("two.txt");
     let table = big_table(60_000, true);
-    std::fs::write(&input, table.repeat(2)).unwrap();
+    // A third table without a footer, after a blank line: the header alone stops the chunks.
+    let unsummed = big_table(60_000, false);
+    std::fs::write(&input, table.repeat(2) + "\n" + &unsummed).unwrap();
     let single = dir.path().join("one.txt");
     std::fs::write(&single, &table).unwrap();
     let one = with_threads("1", &input, &[]);
@@ -552,7 +554,23 @@ fn parallel_reading_stops_at_a_footer_in_a_later_chunk() {
         assert_eq!(stdout(&out), stdout(&one), "{threads}");
     }
     let rows = stdout(&one).lines().count();
-    assert_eq!(rows, 1 + 2 * 60_000);
+    assert_eq!(rows, 1 + 3 * 60_000);
+    // The same rows as the three tables read as three files.
+    let (t, u) = (dir.path().join("t.txt"), dir.path().join("u.txt"));
+    std::fs::write(&t, &table).unwrap();
+    std::fs::write(&u, &unsummed).unwrap();
+    let (t, u) = (t.to_str().unwrap(), u.to_str().unwrap());
+    assert_eq!(stdout(&top_parse(&[t, t, u], b"")), stdout(&one));
+    // A bad line in the third table is found at its own line, on every path.
+    let bad = table.repeat(2) + "\n" + &unsummed.replacen("5f7c8d9b6-abcde", "5f7c8d9b6 abcde", 1);
+    std::fs::write(&input, bad).unwrap();
+    for threads in ["1", "2"] {
+        let err = stderr(&with_threads(threads, &input, &[]));
+        assert!(
+            err.contains(&format!("two.txt:{}: expected 4 columns", 2 * 60_003 + 3)),
+            "{threads}: {err}"
+        );
+    }
     // A wrong total in the second table is found at its own line.
     let wrong = table.clone()
         + &table.replacen(
