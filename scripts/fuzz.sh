@@ -38,6 +38,7 @@ for c in 'latency_p99_ms > 150' 'delta.control_plane_cpu_millicores<=-50' 'linke
 done
 printf '[[profile]]\nmesh = "kuma"\ncontrol_plane = "kuma-system"\nproxy = "kuma-sidecar"\n' \
   > fuzz/corpus/compare_inputs/profile.toml
+failed=()
 for target in $(cargo +nightly fuzz list); do
   # hdrhistogram 7.6's decoder negates a zero-run count, which overflows for i64::MIN: release
   # builds (what ships) wrap and return an error, builds with overflow checks panic (and
@@ -55,5 +56,21 @@ for target in $(cargo +nightly fuzz list); do
   leaks=()
   [ "$target" = top_parse_input ] && leaks=(-detect_leaks=0)
   echo "== $target ($seconds s)"
-  cargo +nightly fuzz run "${build[@]}" "$target" -- -max_total_time="$seconds" "${leaks[@]}" 2>&1 | grep -E '^Done|SUMMARY|panicked' || true
+  # A target that fails to build, or stops before its time, is a failure too: only libFuzzer's
+  # closing "Done" line says the whole run happened.
+  log=$(mktemp)
+  cargo +nightly fuzz run "${build[@]}" "$target" -- -max_total_time="$seconds" "${leaks[@]}" \
+    > "$log" 2>&1 || true
+  if grep -q '^Done' "$log"; then
+    grep -E '^Done' "$log"
+  else
+    grep -E 'SUMMARY|panicked|^error' "$log" | head -20
+    tail -5 "$log"
+    failed+=("$target")
+  fi
+  rm -f "$log"
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: failed or did not finish: ${failed[*]}" >&2
+  exit 1
+fi
