@@ -891,6 +891,38 @@ struct Reading<R> {
     free_out: Vec<Vec<u8>>,
 }
 
+impl<R: BufRead> Reading<R> {
+    /// Reads the next chunk of complete lines (the first one was read already), keeping the
+    /// partial last line for the chunk after it: the chunk, the number of the line before it,
+    /// and a buffer to format its rows into. A read error ends the input.
+    fn take_chunk(&mut self, name: &str) -> Result<(Vec<u8>, u64, Vec<u8>), Error> {
+        let (mut chunk, filled, complete, ended) = match self.first.take() {
+            Some((buf, filled, complete)) => (buf, filled, complete, false),
+            None => {
+                let need = CHUNK.max(self.carry.len() + CHUNK / 2);
+                let mut buf = self.free.pop().unwrap_or_else(|| input_buffer(need));
+                buf.resize(need, 0);
+                buf[..self.carry.len()].copy_from_slice(&self.carry);
+                let mut filled = self.carry.len();
+                let read = read_chunk(&mut self.input, &mut buf, &mut filled, name, self.line_no);
+                let (complete, ended) = read.inspect_err(|_| self.ended = true)?;
+                (buf, filled, complete, ended)
+            }
+        };
+        self.carry.clear();
+        self.carry.extend_from_slice(&chunk[complete..filled]);
+        chunk.truncate(complete);
+        let first_line = self.line_no;
+        self.line_no += memchr::memchr_iter(b'\n', &chunk).count() as u64;
+        if !chunk.is_empty() && !chunk.ends_with(b"\n") {
+            self.line_no += 1;
+        }
+        self.ended = ended;
+        let out = self.free_out.pop().unwrap_or_else(spare_buffer);
+        Ok((chunk, first_line, out))
+    }
+}
+
 /// Sets `stop` and wakes every waiting worker when the reading side is left, however it is.
 struct StopOnDrop<'a, R>(&'a (std::sync::Mutex<Reading<R>>, std::sync::Condvar));
 
@@ -973,61 +1005,26 @@ fn parallel_body<R: BufRead + Send>(
                     if reading.stop || reading.ended {
                         return;
                     }
-                    let r = &mut *reading;
-                    let seq = r.next_seq;
-                    r.next_seq += 1;
-                    let (mut chunk, ended) = match r.first.take() {
-                        Some((mut buf, filled, complete)) => {
-                            r.carry.clear();
-                            r.carry.extend_from_slice(&buf[complete..filled]);
-                            buf.truncate(complete);
-                            (buf, false)
-                        }
-                        None => {
-                            let need = CHUNK.max(r.carry.len() + CHUNK / 2);
-                            let mut buf = r.free.pop().unwrap_or_else(|| input_buffer(need));
-                            buf.resize(need, 0);
-                            buf[..r.carry.len()].copy_from_slice(&r.carry);
-                            let mut filled = r.carry.len();
-                            match read_chunk(
-                                &mut r.input,
-                                &mut buf,
-                                &mut filled,
-                                opts.name,
-                                r.line_no,
-                            ) {
-                                Ok((complete, ended)) => {
-                                    r.carry.clear();
-                                    r.carry.extend_from_slice(&buf[complete..filled]);
-                                    buf.truncate(complete);
-                                    (buf, ended)
-                                }
-                                Err(e) => {
-                                    r.ended = true;
-                                    drop(reading);
-                                    let _ = done_tx.send(ChunkDone {
-                                        seq,
-                                        chunk: Vec::new(),
-                                        outcome: Err(e),
-                                    });
-                                    return;
-                                }
-                            }
+                    let seq = reading.next_seq;
+                    reading.next_seq += 1;
+                    let taken = reading.take_chunk(opts.name);
+                    drop(reading);
+                    let (chunk, first_line, out) = match taken {
+                        Ok(taken) => taken,
+                        Err(e) => {
+                            let _ = done_tx.send(ChunkDone {
+                                seq,
+                                chunk: Vec::new(),
+                                outcome: Err(e),
+                            });
+                            return;
                         }
                     };
-                    let first_line = r.line_no;
-                    r.line_no += memchr::memchr_iter(b'\n', &chunk).count() as u64;
-                    if !chunk.is_empty() && !chunk.ends_with(b"\n") {
-                        r.line_no += 1;
-                    }
-                    r.ended = ended;
-                    let out = r.free_out.pop().unwrap_or_else(spare_buffer);
-                    drop(reading);
                     let outcome = chunk_rows(opts, header, format, &chunk, first_line, out);
                     if done_tx
                         .send(ChunkDone {
                             seq,
-                            chunk: std::mem::take(&mut chunk),
+                            chunk,
                             outcome,
                         })
                         .is_err()
