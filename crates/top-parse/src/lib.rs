@@ -395,6 +395,7 @@ pub fn parse_input(
                 layout: opts.layout,
                 skip_bad_lines: opts.skip_bad_lines,
                 labels: &opts.labels,
+                chunk: text::CHUNK,
             };
             let trimmed = first.strip_suffix(b"\n").unwrap_or(&first);
             let report = text::parse(&text_opts, trimmed, line_no, input, sink)?;

@@ -368,6 +368,9 @@ pub(crate) struct TextOptions<'a> {
     pub layout: Option<Layout>,
     pub skip_bad_lines: bool,
     pub labels: &'a Labels,
+    /// Bytes per chunk for the workers ([`CHUNK`]; tests make it small, so that tables a few
+    /// lines long take every path of the parallel reader).
+    pub chunk: usize,
 }
 
 /// Messages kubectl prints on stderr that end up in files through `2>&1`.
@@ -722,7 +725,7 @@ fn line_text<'l>(line: &'l [u8], line_no: u64, name: &str) -> Result<&'l str, Er
 }
 
 /// Size of the chunks lines are read in, and handed to workers in.
-const CHUNK: usize = 1 << 20;
+pub(crate) const CHUNK: usize = 1 << 20;
 
 /// Calls `each` with every line of `input`, scanning large chunks in place rather than copying
 /// line by line. Memory: the chunk, or the longest line.
@@ -895,11 +898,11 @@ impl<R: BufRead> Reading<R> {
     /// Reads the next chunk of complete lines (the first one was read already), keeping the
     /// partial last line for the chunk after it: the chunk, the number of the line before it,
     /// and a buffer to format its rows into. A read error ends the input.
-    fn take_chunk(&mut self, name: &str) -> Result<(Vec<u8>, u64, Vec<u8>), Error> {
+    fn take_chunk(&mut self, name: &str, size: usize) -> Result<(Vec<u8>, u64, Vec<u8>), Error> {
         let (mut chunk, filled, complete, ended) = match self.first.take() {
             Some((buf, filled, complete)) => (buf, filled, complete, false),
             None => {
-                let need = CHUNK.max(self.carry.len() + CHUNK / 2);
+                let need = size.max(self.carry.len() + size / 2);
                 let mut buf = self.free.pop().unwrap_or_else(|| input_buffer(need));
                 buf.resize(need, 0);
                 buf[..self.carry.len()].copy_from_slice(&self.carry);
@@ -957,7 +960,7 @@ fn parallel_body<R: BufRead + Send>(
     // Chunks read but not yet appended: bounds memory, and keeps every channel below capacity.
     let in_flight_max = 2 * threads as u64;
 
-    let mut buf = input_buffer(CHUNK);
+    let mut buf = input_buffer(opts.chunk);
     let mut filled = 0;
     let (complete, ended) = read_chunk(input, &mut buf, &mut filled, opts.name, table.line_no)?;
     if ended || threads < 2 {
@@ -1007,7 +1010,7 @@ fn parallel_body<R: BufRead + Send>(
                     }
                     let seq = reading.next_seq;
                     reading.next_seq += 1;
-                    let taken = reading.take_chunk(opts.name);
+                    let taken = reading.take_chunk(opts.name, opts.chunk);
                     drop(reading);
                     let (chunk, first_line, out) = match taken {
                         Ok(taken) => taken,
@@ -1453,6 +1456,78 @@ mod tests {
             })
     }
 
+    /// Rows as the CLI writes them, delivered one by one (`threads: None`) or as the workers'
+    /// fragments.
+    struct Collect {
+        writer: UsageWriter<Vec<u8>>,
+        threads: Option<usize>,
+    }
+
+    impl RowSink for Collect {
+        fn row(&mut self, row: Row<'_>) -> crate::Result<()> {
+            write_row(&mut self.writer, &row)
+        }
+
+        fn parallel(&self) -> Option<(usize, UsageFormat)> {
+            self.threads.map(|t| (t, UsageFormat::Csv))
+        }
+
+        fn fragment(&mut self, _: UsageKind, fragment: &Fragment) -> crate::Result<()> {
+            self.writer.append(fragment).map_err(Error::Write)
+        }
+    }
+
+    /// One item of a `kubectl top pod -A` file: mostly kubectl's own rows, and now and then
+    /// anything else, a blank line, the next table's header or a `--sum` footer.
+    fn item() -> impl Strategy<Value = String> {
+        prop_oneof![
+            12 => ("[a-z]{1,8}", "[a-z0-9-]{1,30}", 0u32..2000, 1u32..5000, " {1,6}")
+                .prop_map(|(ns, pod, c, m, pad)| format!("{ns}{pad}{pod}{pad}{c}m{pad}{m}Mi{pad}")),
+            2 => line(),
+            1 => Just(String::new()),
+            1 => Just("NAMESPACE   NAME   CPU(cores)   MEMORY(bytes)".to_owned()),
+            1 => (0u32..100_000, 0u32..100_000).prop_map(|(c, m)| {
+                format!("                 ________   ________\n                 {c}m   {m}Mi")
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// The workers, taking turns at the input in chunks of any size and stopping at
+        /// footers and appended tables, give what the line-by-line reader gives: the same
+        /// bytes, or the same error.
+        #[test]
+        fn the_parallel_reader_reads_as_the_line_reader(
+            items in prop::collection::vec(item(), 0..120),
+            skip_bad_lines in any::<bool>(),
+            chunk in 8usize..400,
+            threads in 1usize..4,
+        ) {
+            let labels = Labels::default();
+            let text = items.join("\n") + "\n";
+            let run = |threads: Option<usize>, chunk: usize| {
+                let opts = TextOptions {
+                    name: "t",
+                    layout: None,
+                    skip_bad_lines,
+                    labels: &labels,
+                    chunk,
+                };
+                let mut sink = Collect {
+                    writer: UsageWriter::new(Vec::new(), UsageFormat::Csv, UsageKind::Pods),
+                    threads,
+                };
+                let header = "NAMESPACE   NAME   CPU(cores)   MEMORY(bytes)";
+                parse(&opts, header.as_bytes(), 1, std::io::Cursor::new(text.clone()), &mut sink)
+                    .map(|report| (report.rows, report.skipped, sink.writer.finish().unwrap()))
+                    .map_err(|e| e.to_string())
+            };
+            let lines = run(None, CHUNK);
+            prop_assert_eq!(&run(Some(threads), chunk), &lines);
+        }
+    }
+
     proptest! {
         /// The fast path for kubectl's own rows gives the general parser's rows, totals, line
         /// numbers and errors, byte for byte, on any mix of right and wrong lines.
@@ -1474,7 +1549,13 @@ mod tests {
                 text.push('\n');
             }
             let labels = Labels { run: "r,1".to_owned(), timestamp: None, namespace };
-            let opts = TextOptions { name: "t", layout: None, skip_bad_lines, labels: &labels };
+            let opts = TextOptions {
+                name: "t",
+                layout: None,
+                skip_bad_lines,
+                labels: &labels,
+                chunk: CHUNK,
+            };
             let header = Header { layout, swap: false };
             let run = |fast| {
                 chunk_rows_by(&opts, header, UsageFormat::Csv, text.as_bytes(), 1, Vec::new(), fast)
