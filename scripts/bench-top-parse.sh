@@ -27,8 +27,9 @@ big=$out/pods-400k.txt
 
 python3 scripts/harness.py time --runs "$runs" --labels top-parse,python -- \
   "$bin" "$big" "$big" ';;' python3 "$seed" "$big" "$big" > "$out/throughput.jsonl"
-python3 scripts/harness.py time --runs "$runs" --labels top-parse-csv-file,top-parse-ndjson -- \
-  "$bin" -o "$out/rows.csv" "$big" ';;' "$bin" -f ndjson "$big" > "$out/formats.jsonl"
+python3 scripts/harness.py time --runs "$runs" --labels top-parse-csv-file,top-parse-ndjson,top-parse-piped -- \
+  "$bin" -o "$out/rows.csv" "$big" ';;' "$bin" -f ndjson "$big" ';;' \
+  bash -c 'cat "$1" | "$2" -' piped "$big" "$bin" > "$out/formats.jsonl"
 # One file holding the 400,000-row table twice (a `kubectl top >> file` loop): the second table
 # must stream as the first does.
 [ -s "$out/pods-400k-appended.txt" ] || cat "$big" "$big" > "$out/pods-400k-appended.txt"
@@ -72,4 +73,5 @@ print(f"| peak RSS, 400,000 rows / 4,000,000 rows | {mb(m['rows-400k']['peak_rss
 print(f"| peak RSS and wall, the 400,000-row table twice in one file (two tables) | {mb(m['appended-800k']['peak_rss_bytes']):.1f} MB, {m['appended-800k']['median_s']*1e3:.1f} ms | | flat: {ok(m['appended-800k']['peak_rss_bytes'] < 1.5 * m['rows-400k']['peak_rss_bytes'])} |")
 print(f"| 250-row file, wall (median of {s['rows-250']['runs']}) | {s['rows-250']['median_s']*1e3:.2f} ms | | < 5 ms: {ok(s['rows-250']['median_s'] < 0.005)} |")
 print(f"| 400,000 rows to a CSV file (atomic rename) / as NDJSON | {f['top-parse-csv-file']['median_s']*1e3:.1f} ms / {f['top-parse-ndjson']['median_s']*1e3:.1f} ms | | |")
+print(f"| 400,000 rows piped in (`cat FILE \\| top-parse -`, cat included) | {f['top-parse-piped']['median_s']*1e3:.1f} ms | | |")
 PY

@@ -654,8 +654,13 @@ fn read_chunk(
         if read == 0 {
             return Ok((*filled, true));
         }
-        if let Some(i) = memchr::memrchr(b'\n', &buf[*filled - read..*filled]) {
-            return Ok((*filled - read + i + 1, false));
+        // A pipe gives at most its buffer (64 KiB) per read: read on until the chunk is at least
+        // half full, so that a chunk from a pipe is as large as one from a file.
+        if *filled < buf.len() / 2 {
+            continue;
+        }
+        if let Some(i) = memchr::memrchr(b'\n', &buf[..*filled]) {
+            return Ok((i + 1, false));
         }
     }
 }
