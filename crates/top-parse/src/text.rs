@@ -949,15 +949,15 @@ impl<R> Drop for StopOnDrop<'_, R> {
 /// reads the next chunk of complete lines, numbers it, and formats it; this thread appends the
 /// chunks' rows in order.
 ///
-/// Returns `true` when a `--sum` footer or an appended table's header stopped it: `table` is
-/// then at that line, and what was read past it is handed back to `input`.
-fn parallel_body<R: BufRead + Send>(
+/// A `--sum` footer or an appended table's header stops the workers: what they read past it,
+/// and the rest of the input, are then read by [`serial_body`].
+fn parallel_body(
     table: &mut Table<'_>,
-    input: &mut Rest<R>,
+    input: &mut (impl BufRead + Send),
     threads: usize,
     format: UsageFormat,
     sink: &mut dyn RowSink,
-) -> Result<bool, Error> {
+) -> Result<(), Error> {
     use std::sync::{Condvar, Mutex, PoisonError};
     let opts = table.opts;
     let header = table.header;
@@ -1088,156 +1088,82 @@ fn parallel_body<R: BufRead + Send>(
     }
     give_back(reading.free.into_iter().chain(reading.free_out));
     let Some(mut tail) = sequential else {
-        return Ok(false);
+        return Ok(());
     };
     tail.extend_from_slice(&reading.carry);
-    reading.input.unread(&tail);
-    Ok(true)
+    let filled = tail.len();
+    // Room to read on into, as a chunk has.
+    tail.resize(filled.max(opts.chunk), 0);
+    serial_body(table, reading.input, format, sink, tail, filled)
 }
 
-/// Reads the input line by line after a `--sum` footer or an appended table's header, until the
-/// next table's header has been read (returns `true`; what was read past it is handed back to
-/// `input`, and `table` is ready for that table's rows) or the input ends (`false`).
-fn lines_until_new_table<R: BufRead>(
+/// Reads the rest of the input on this thread: the rows of each table in chunks, through the
+/// fast path as the workers of [`parallel_body`] read them, and the few lines between tables (a
+/// `--sum` footer, blank lines, the next header) one at a time. `buf[..filled]` is input already
+/// read, starting at a line.
+fn serial_body(
     table: &mut Table<'_>,
-    input: &mut Rest<R>,
-    sink: &mut dyn RowSink,
-) -> Result<bool, Error> {
-    let name = table.opts.name;
-    if table.state == State::NewTable {
-        // Stopped right at the header.
-        table.state = State::Rows;
-        return Ok(true);
-    }
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut filled = 0;
-    loop {
-        let (complete, ended) = read_chunk(input, &mut buf, &mut filled, name, table.line_no)?;
-        let mut rest_at = None;
-        let last = lines_in(&buf[..complete], table.line_no, name, |no, line, next| {
-            table.line(no, line, &mut |row| sink.row(row))?;
-            if table.state == State::NewTable {
-                rest_at = Some(next);
-                return Ok(false);
-            }
-            Ok(true)
-        })?;
-        table.line_no = last;
-        if let Some(next) = rest_at {
-            table.state = State::Rows;
-            input.unread(&buf[next.min(filled)..filled]);
-            return Ok(true);
-        }
-        if ended {
-            return Ok(false);
-        }
-        buf.copy_within(complete..filled, 0);
-        filled -= complete;
-    }
-}
-
-/// The input, with what was read past a stop handed back in front of it, so that reading goes
-/// on from the stop without holding the rest of the input in memory.
-pub(crate) struct Rest<R> {
-    head: Vec<u8>,
-    at: usize,
-    input: R,
-}
-
-impl<R> Rest<R> {
-    pub(crate) fn new(input: R) -> Rest<R> {
-        Rest {
-            head: Vec::new(),
-            at: 0,
-            input,
-        }
-    }
-
-    /// Puts `bytes` back in front of what is still to be read.
-    fn unread(&mut self, bytes: &[u8]) {
-        let mut head = Vec::with_capacity(bytes.len() + self.head.len() - self.at);
-        head.extend_from_slice(bytes);
-        head.extend_from_slice(&self.head[self.at..]);
-        self.head = head;
-        self.at = 0;
-    }
-}
-
-impl<R: std::io::Read> std::io::Read for Rest<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.at < self.head.len() {
-            let n = buf.len().min(self.head.len() - self.at);
-            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
-            self.at += n;
-            if self.at == self.head.len() {
-                self.head = Vec::new();
-                self.at = 0;
-            }
-            return Ok(n);
-        }
-        self.input.read(buf)
-    }
-}
-
-impl<R: BufRead> BufRead for Rest<R> {
-    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
-        if self.at < self.head.len() {
-            return Ok(&self.head[self.at..]);
-        }
-        self.input.fill_buf()
-    }
-
-    fn consume(&mut self, amount: usize) {
-        if self.at < self.head.len() {
-            self.at = (self.at + amount).min(self.head.len());
-            if self.at == self.head.len() {
-                self.head = Vec::new();
-                self.at = 0;
-            }
-        } else {
-            self.input.consume(amount);
-        }
-    }
-}
-
-/// Reads the body of a table on this thread, chunk by chunk, as the workers of
-/// [`parallel_body`] do; `buf[..filled]` is input already read.
-fn serial_body<R: BufRead>(
-    table: &mut Table<'_>,
-    input: &mut Rest<R>,
+    input: &mut impl BufRead,
     format: UsageFormat,
     sink: &mut dyn RowSink,
     mut buf: Vec<u8>,
     mut filled: usize,
-) -> Result<bool, Error> {
+) -> Result<(), Error> {
     let opts = table.opts;
     let mut out = spare_buffer();
+    // Where the unread lines start in `buf`, and where its complete lines end: those already
+    // read are taken first, so that reading on only ever carries a partial line.
+    let mut start = 0;
+    let mut complete = memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |i| i + 1);
+    let mut ended = false;
     loop {
-        let (complete, ended) = read_chunk(input, &mut buf, &mut filled, opts.name, table.line_no)?;
-        let rows = chunk_rows(
-            opts,
-            table.header,
-            format,
-            &buf[..complete],
-            table.line_no,
-            out,
-        )?;
-        table.add(&rows);
-        sink.fragment(table.header.layout.kind(), &rows.fragment)?;
-        out = rows.fragment.bytes;
-        if let Some((state, next, footer_line)) = rows.stopped {
-            table.resume(state, footer_line);
-            input.unread(&buf[next.min(filled)..filled]);
-            give_back([buf, out].into_iter());
-            return Ok(true);
+        if start >= complete {
+            if ended {
+                give_back([buf, out].into_iter());
+                return Ok(());
+            }
+            buf.copy_within(start..filled, 0);
+            filled -= start;
+            start = 0;
+            (complete, ended) = read_chunk(input, &mut buf, &mut filled, opts.name, table.line_no)?;
+            continue;
         }
-        table.line_no = rows.last_line;
-        if ended {
-            give_back([buf, out].into_iter());
-            return Ok(false);
+        if table.state == State::Rows {
+            let rows = chunk_rows(
+                opts,
+                table.header,
+                format,
+                &buf[start..complete],
+                table.line_no,
+                out,
+            )?;
+            table.add(&rows);
+            sink.fragment(table.header.layout.kind(), &rows.fragment)?;
+            out = rows.fragment.bytes;
+            match rows.stopped {
+                Some((state, next, line)) => {
+                    table.resume(state, line);
+                    start = (start + next).min(complete);
+                }
+                None => {
+                    table.line_no = rows.last_line;
+                    start = complete;
+                }
+            }
+        } else {
+            // One line between tables; the next header puts the table back to its rows.
+            let end =
+                memchr::memchr(b'\n', &buf[start..complete]).map_or(complete, |i| start + i + 1);
+            table.line_no = lines_in(&buf[start..end], table.line_no, opts.name, |no, line, _| {
+                table
+                    .line(no, line, &mut |row| sink.row(row))
+                    .map(|()| true)
+            })?;
+            if table.state == State::NewTable {
+                table.state = State::Rows;
+            }
+            start = end;
         }
-        buf.copy_within(complete..filled, 0);
-        filled -= complete;
     }
 }
 
@@ -1372,12 +1298,8 @@ pub(crate) fn parse(
         // Chunks start in the rows; a first line that was the `--sum` footer leaves only
         // line-by-line reading.
         Some((threads, format)) if format != UsageFormat::Json && table.state == State::Rows => {
-            // Each table's rows in parallel chunks; between tables (a `--sum` footer, the next
-            // header), line by line.
-            let mut input = Rest::new(input);
-            while parallel_body(&mut table, &mut input, threads, format, sink)?
-                && lines_until_new_table(&mut table, &mut input, sink)?
-            {}
+            let mut input = input;
+            parallel_body(&mut table, &mut input, threads, format, sink)?;
         }
         _ => for_each_line(
             input,
@@ -1619,37 +1541,6 @@ mod tests {
             let want: Vec<&str> = line.split_ascii_whitespace().collect();
             proptest::prop_assert_eq!(n, want.len());
             proptest::prop_assert_eq!(&t[..n.min(8)], &want[..n.min(8)]);
-        }
-    }
-
-    proptest::proptest! {
-        /// Bytes read (by `read` or `fill_buf`) and some of them handed back come out again in
-        /// the order of the input, however the reads and hand-backs fall.
-        #[test]
-        fn handing_back_keeps_the_order(
-            data in proptest::collection::vec(any::<u8>(), 0..2000),
-            steps in proptest::collection::vec((1usize..300, 0usize..300, any::<bool>()), 0..40),
-        ) {
-            use std::io::Read as _;
-            let mut rest = Rest::new(std::io::BufReader::with_capacity(7, &data[..]));
-            let mut got = Vec::new();
-            for (want, back, by_fill) in steps {
-                let mut buf = vec![0; want];
-                let n = if by_fill {
-                    let ahead = rest.fill_buf().unwrap();
-                    let n = ahead.len().min(want);
-                    buf[..n].copy_from_slice(&ahead[..n]);
-                    rest.consume(n);
-                    n
-                } else {
-                    rest.read(&mut buf).unwrap()
-                };
-                let back = back.min(n);
-                got.extend_from_slice(&buf[..n - back]);
-                rest.unread(&buf[n - back..n]);
-            }
-            rest.read_to_end(&mut got).unwrap();
-            prop_assert_eq!(got, data);
         }
     }
 
