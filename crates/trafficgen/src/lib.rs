@@ -228,12 +228,7 @@ pub fn run(args: Args) -> Result<()> {
         return Err(Error::Interrupted);
     }
     if summary.requests.completed == 0 {
-        let kinds = summary
-            .errors_by_kind
-            .iter()
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let kinds = report::listed(&summary.errors_by_kind, |kind, n| format!("{n} {kind}"));
         return Err(Error::NothingSucceeded {
             errors: summary.requests.errors,
             kinds: if kinds.is_empty() {

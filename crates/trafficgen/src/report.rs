@@ -525,12 +525,8 @@ pub(crate) fn text(s: &TrafficgenSummary) -> String {
     }
     let mut errors = format!("  errors    {} of {}", group(r.errors), group(r.scheduled));
     if !s.errors_by_kind.is_empty() {
-        let kinds: Vec<String> = s
-            .errors_by_kind
-            .iter()
-            .map(|(kind, n)| format!("{} {kind}", group(*n)))
-            .collect();
-        let _ = write!(errors, " ({})", kinds.join(", "));
+        let kinds = listed(&s.errors_by_kind, |kind, n| format!("{} {kind}", group(n)));
+        let _ = write!(errors, " ({kinds})");
     }
     if r.unsent + r.in_flight > 0 {
         let _ = write!(
@@ -542,12 +538,8 @@ pub(crate) fn text(s: &TrafficgenSummary) -> String {
     }
     let _ = writeln!(t, "{errors}");
     if !s.status_codes.is_empty() {
-        let codes: Vec<String> = s
-            .status_codes
-            .iter()
-            .map(|(code, n)| format!("{code} x {}", group(*n)))
-            .collect();
-        let _ = writeln!(t, "  status    {}", codes.join(", "));
+        let codes = listed(&s.status_codes, |code, n| format!("{code} x {}", group(n)));
+        let _ = writeln!(t, "  status    {codes}");
     }
     let c = &s.client;
     let _ = write!(t, "  client    {:.2} s CPU", c.cpu_seconds);
@@ -561,6 +553,15 @@ pub(crate) fn text(s: &TrafficgenSummary) -> String {
         if c.saturated { "; SATURATED" } else { "" }
     );
     t
+}
+
+/// A summary's counts (status codes, error kinds) in one line, each as `item` puts it.
+pub(crate) fn listed(counts: &BTreeMap<String, u64>, item: impl Fn(&str, u64) -> String) -> String {
+    counts
+        .iter()
+        .map(|(key, n)| item(key, *n))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `1234567` as `1,234,567`.
