@@ -1210,7 +1210,7 @@ pub(crate) fn parse(
     opts: &TextOptions<'_>,
     first: &[u8],
     first_no: u64,
-    input: impl BufRead + Send,
+    mut input: impl BufRead + Send,
     sink: &mut dyn RowSink,
 ) -> Result<TextReport, Error> {
     let line_error = |text: &[u8], problem: String| Error::BadLine {
@@ -1298,7 +1298,6 @@ pub(crate) fn parse(
         // Chunks start in the rows; a first line that was the `--sum` footer leaves only
         // line-by-line reading.
         Some((threads, format)) if format != UsageFormat::Json && table.state == State::Rows => {
-            let mut input = input;
             parallel_body(&mut table, &mut input, threads, format, sink)?;
         }
         _ => for_each_line(
