@@ -33,9 +33,12 @@ python3 scripts/harness.py time --runs "$runs" --labels top-parse-csv-file,top-p
 # One file holding the 400,000-row table twice (a `kubectl top >> file` loop): the second table
 # must stream as the first does.
 [ -s "$out/pods-400k-appended.txt" ] || cat "$big" "$big" > "$out/pods-400k-appended.txt"
-python3 scripts/harness.py time --runs 3 --labels rows-400k,rows-4m,appended-800k -- \
-  "$bin" "$big" ';;' "$bin" "$out/pods-4m.txt" ';;' "$bin" "$out/pods-400k-appended.txt" \
-  > "$out/memory.jsonl"
+# And what such a loop writes: 2,000 snapshots of 250 rows, one after the other.
+[ -s "$out/pods-250-x2000.txt" ] || for _ in $(seq 2000); do cat "$out/pods-250.txt"; done \
+  > "$out/pods-250-x2000.txt"
+python3 scripts/harness.py time --runs 3 --labels rows-400k,rows-4m,appended-800k,loop-2000 -- \
+  "$bin" "$big" ';;' "$bin" "$out/pods-4m.txt" ';;' "$bin" "$out/pods-400k-appended.txt" ';;' \
+  "$bin" "$out/pods-250-x2000.txt" > "$out/memory.jsonl"
 python3 scripts/harness.py time --runs 51 --labels rows-250 -- \
   "$bin" "$out/pods-250.txt" > "$out/small.jsonl"
 
@@ -71,6 +74,7 @@ print(f"| speed-up, median of the paired rounds (95% bootstrap interval) | "
 print(f"| peak RSS, 800,000 rows | {mb(t['top-parse']['peak_rss_bytes']):.1f} MB | {mb(t['python']['peak_rss_bytes']):.0f} MB | |")
 print(f"| peak RSS, 400,000 rows / 4,000,000 rows | {mb(m['rows-400k']['peak_rss_bytes']):.1f} MB / {mb(m['rows-4m']['peak_rss_bytes']):.1f} MB | | < 20 MB, flat: {ok(m['rows-400k']['peak_rss_bytes'] < 20e6 and m['rows-4m']['peak_rss_bytes'] < 1.5 * m['rows-400k']['peak_rss_bytes'])} |")
 print(f"| peak RSS and wall, the 400,000-row table twice in one file (two tables) | {mb(m['appended-800k']['peak_rss_bytes']):.1f} MB, {m['appended-800k']['median_s']*1e3:.1f} ms | | flat: {ok(m['appended-800k']['peak_rss_bytes'] < 1.5 * m['rows-400k']['peak_rss_bytes'])} |")
+print(f"| peak RSS and wall, 2,000 tables of 250 rows in one file (a sampling loop's file) | {mb(m['loop-2000']['peak_rss_bytes']):.1f} MB, {m['loop-2000']['median_s']*1e3:.1f} ms | | flat: {ok(m['loop-2000']['peak_rss_bytes'] < 1.5 * m['rows-400k']['peak_rss_bytes'])} |")
 print(f"| 250-row file, wall (median of {s['rows-250']['runs']}) | {s['rows-250']['median_s']*1e3:.2f} ms | | < 5 ms: {ok(s['rows-250']['median_s'] < 0.005)} |")
 print(f"| 400,000 rows to a CSV file (atomic rename) / as NDJSON | {f['top-parse-csv-file']['median_s']*1e3:.1f} ms / {f['top-parse-ndjson']['median_s']*1e3:.1f} ms | | |")
 print(f"| 400,000 rows piped in (`cat FILE \\| top-parse -`, cat included) | {f['top-parse-piped']['median_s']*1e3:.1f} ms | | |")
