@@ -831,7 +831,7 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
         if open && Instant::now() < intended {
             let stopped = shared.stop.notified();
             tokio::select! {
-                () = crate::pacer::sleep_until(intended) => {}
+                () = meshbench_timer::sleep_until(intended) => {}
                 () = stopped => continue,
             }
         }

@@ -21,7 +21,6 @@ use meshbench_formats::trafficgen::{self, MergeError, Mode, TrafficgenSummary};
 
 mod cgroup;
 mod engine;
-mod pacer;
 pub mod plan;
 mod report;
 mod tls;

@@ -1,11 +1,25 @@
-//! Precise waits for open-loop pacing.
+//! Sleeps that end within about a tenth of a millisecond of their deadline.
 //!
-//! Tokio's timer fires on 1 ms ticks, so a request paced by it alone leaves up to 1 ms late, and
-//! that lateness would be charged to its latency (measured from the intended time). Spinning the
-//! last millisecond fixes the lateness but burns a core, which on a small machine is taken from
-//! the server under test. Instead, one timer thread sleeps on a condition variable with a
-//! microsecond timeout until the earliest deadline and wakes that task's `Waker`: sends leave
-//! within about a tenth of a millisecond of their time, at almost no CPU.
+//! Tokio's timer fires on 1 ms ticks and rounds a sleep up to the next one, so a 1 ms sleep
+//! lasts 1 to 2 ms, and 1.5 on average. Two meshbench tools cannot live with that:
+//! - trafficgen paces an open loop by it, and measures each latency from the intended send
+//!   time, so a late send would be charged to the server;
+//! - sample-app adds a configured latency to each answer, which tests and demos then expect to
+//!   find in trafficgen's figures.
+//!
+//! Spinning through the last millisecond would be exact, but burns a core, which on a small
+//! machine is taken from the server under test. Instead, one timer thread per process sleeps on
+//! a condition variable with a microsecond timeout until the earliest deadline and wakes that
+//! task's `Waker`. What lateness is left is mostly Linux's timer slack (50 µs by default).
+//!
+//! ```
+//! # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! # runtime.block_on(async {
+//! let deadline = std::time::Instant::now() + std::time::Duration::from_micros(1500);
+//! meshbench_timer::sleep_until(deadline).await;
+//! assert!(std::time::Instant::now() >= deadline);
+//! # });
+//! ```
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -59,7 +73,7 @@ fn pacer() -> &'static Arc<Pacer> {
         let worker = Arc::clone(&pacer);
         // The thread lives as long as the process; it sleeps when nothing is waiting.
         let _ = std::thread::Builder::new()
-            .name("trafficgen-pacer".to_owned())
+            .name("meshbench-timer".to_owned())
             .spawn(move || worker.run());
         pacer
     })
@@ -122,17 +136,27 @@ impl Pacer {
     }
 }
 
-/// Completes at `deadline`, give or take a tenth of a millisecond.
-pub(crate) fn sleep_until(deadline: Instant) -> PreciseSleep {
+/// Completes at `deadline`, give or take a tenth of a millisecond. Works on any executor: the
+/// timer thread only calls the task's `Waker`.
+pub fn sleep_until(deadline: Instant) -> PreciseSleep {
     PreciseSleep {
         deadline,
-        registered: false,
+        registered: None,
     }
 }
 
-pub(crate) struct PreciseSleep {
+/// Completes `duration` from now; see [`sleep_until`].
+pub fn sleep(duration: std::time::Duration) -> PreciseSleep {
+    sleep_until(Instant::now() + duration)
+}
+
+/// The future of [`sleep_until`].
+#[derive(Debug)]
+#[must_use = "a sleep does nothing unless awaited"]
+pub struct PreciseSleep {
     deadline: Instant,
-    registered: bool,
+    /// The waker the timer thread holds, once registered.
+    registered: Option<Waker>,
 }
 
 impl Future for PreciseSleep {
@@ -142,11 +166,15 @@ impl Future for PreciseSleep {
         if Instant::now() >= self.deadline {
             return Poll::Ready(());
         }
-        // Registered once; a spurious poll before the deadline keeps the first registration
-        // unless the task's waker changed.
-        if !self.registered {
+        // Registered once; a spurious poll before the deadline keeps that registration unless
+        // the task's waker changed (the old entry then wakes its task once, harmlessly).
+        if !self
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
             pacer().register(self.deadline, cx.waker().clone());
-            self.registered = true;
+            self.registered = Some(cx.waker().clone());
         }
         Poll::Pending
     }
