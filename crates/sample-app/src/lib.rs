@@ -144,7 +144,7 @@ impl State {
         let until = Duration::from_nanos(self.stalled_until.load(Ordering::SeqCst));
         let now = self.epoch.elapsed();
         if until > now {
-            tokio::time::sleep(until - now).await;
+            meshbench_timer::sleep_until(self.epoch + until).await;
         }
     }
 
