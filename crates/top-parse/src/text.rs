@@ -730,7 +730,12 @@ fn line_text<'l>(line: &'l [u8], line_no: u64, name: &str) -> Result<&'l str, Er
 }
 
 /// Size of the chunks lines are read in, and handed to workers in.
+#[cfg(not(fuzzing))]
 pub(crate) const CHUNK: usize = 1 << 20;
+/// Under cargo-fuzz, a few dozen bytes: the fuzzer's inputs (4 KiB at most) then span many
+/// chunks, and reach the parallel reader and the hand-over to the serial loop after a footer.
+#[cfg(fuzzing)]
+pub(crate) const CHUNK: usize = 64;
 
 /// Calls `each` with every line of `input`, scanning large chunks in place rather than copying
 /// line by line. Memory: the chunk, or the longest line.
