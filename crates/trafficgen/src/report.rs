@@ -85,7 +85,21 @@ impl Collector {
         let mut done = 0;
         let mut hlog_entries: Vec<(u64, Histogram<u64>)> = Vec::new();
         while done < threads {
-            let Ok(message) = rx.recv() else { break };
+            // At a terminal, the line also moves between messages: during the warm-up, and
+            // before the first measured second ends, no thread has anything to send.
+            let message = if self.progress.is_some() {
+                match rx.recv_timeout(Duration::from_millis(250)) {
+                    Ok(message) => message,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.tick(std::time::Instant::now());
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                let Ok(message) = rx.recv() else { break };
+                message
+            };
             match message {
                 Message::Second {
                     second,
@@ -134,6 +148,17 @@ impl Collector {
             bar.finish_and_clear();
         }
         Ok(())
+    }
+
+    /// Until the first measured second is reported: the warm-up's countdown, then the first
+    /// second's.
+    fn tick(&self, now: std::time::Instant) {
+        if self.last_event.is_some() {
+            return;
+        }
+        if let Some(bar) = &self.progress {
+            bar.set_message(waiting_line(now, self.measure_start, self.planned));
+        }
     }
 
     fn second_done(&mut self, second: u64, h: &Histogram<u64>) {
@@ -449,6 +474,24 @@ pub(crate) fn percentile_text(h: &Histogram<u64>) -> String {
 
 /// The progress line after `elapsed` measured seconds: elapsed and remaining time, the last
 /// second's answers, errors so far and the last second's p99.
+/// The progress line before any measured second has ended.
+fn waiting_line(
+    now: std::time::Instant,
+    measure_start: std::time::Instant,
+    planned: Option<Duration>,
+) -> String {
+    let to_go = measure_start.saturating_duration_since(now);
+    if !to_go.is_zero() {
+        // Whole seconds, rounded up: "1s left" until the warm-up is over.
+        let secs = to_go.as_secs() + u64::from(to_go.subsec_nanos() > 0);
+        return format!("warming up (not measured), {secs}s left");
+    }
+    let left = planned
+        .map(|p| format!(", {}s left", p.as_secs()))
+        .unwrap_or_default();
+    format!("0s elapsed{left}")
+}
+
 fn progress_line(
     elapsed: u64,
     planned: Option<Duration>,
@@ -698,6 +741,26 @@ mod tests {
         behind.requests.unsent = 500;
         behind.interrupted = true;
         assert!(!summary(&plan, &behind).unwrap().client.saturated);
+    }
+
+    #[test]
+    fn the_progress_line_counts_down_the_warm_up_then_the_first_second() {
+        let start = std::time::Instant::now() + Duration::from_secs(10);
+        let planned = Some(Duration::from_secs(60));
+        let at = |before: Duration| start.checked_sub(before).unwrap();
+        assert_eq!(
+            waiting_line(at(Duration::from_millis(9_200)), start, planned),
+            "warming up (not measured), 10s left"
+        );
+        assert_eq!(
+            waiting_line(at(Duration::from_millis(300)), start, planned),
+            "warming up (not measured), 1s left"
+        );
+        assert_eq!(waiting_line(start, start, planned), "0s elapsed, 60s left");
+        assert_eq!(
+            waiting_line(start + Duration::from_millis(500), start, None),
+            "0s elapsed"
+        );
     }
 
     #[test]
