@@ -639,7 +639,30 @@ fn unlike_arms_are_flagged() {
         err.contains("load runs differ in loop (linkerd open, istio closed)"),
         "{err}"
     );
-    std::fs::write(&t, open).unwrap();
+    std::fs::write(&t, &open).unwrap();
+
+    // Uniform against Poisson arrivals (v1.1 summaries): tails that do not compare. A v1
+    // summary does not say, and is not counted against either.
+    let lt = l.join("trafficgen.json");
+    let uniform = std::fs::read_to_string(&lt).unwrap();
+    let with_arrival = |text: &str, arrival: &str| {
+        text.replace(
+            "\"mode\": \"open\",",
+            &format!("\"mode\": \"open\",\n  \"arrival\": \"{arrival}\","),
+        )
+    };
+    std::fs::write(&t, with_arrival(&open, "poisson")).unwrap();
+    assert!(!stderr(&both()).contains("differ in arrivals"));
+    std::fs::write(&lt, with_arrival(&uniform, "uniform")).unwrap();
+    let err = stderr(&both());
+    assert!(
+        err.contains("load runs differ in arrivals (linkerd uniform, istio poisson)"),
+        "{err}"
+    );
+    std::fs::write(&t, with_arrival(&open, "uniform")).unwrap();
+    assert!(!stderr(&both()).contains("differ in arrivals"));
+    std::fs::write(&t, &open).unwrap();
+    std::fs::write(&lt, uniform).unwrap();
 
     // A load run whose client was saturated, or that was interrupted, is named.
     let text = std::fs::read_to_string(&t)

@@ -1,5 +1,5 @@
-//! `meshbench/trafficgen/v1`: the summary `trafficgen` writes and `compare` and
-//! `trafficgen merge` read.
+//! `meshbench/trafficgen/v1.1`: the summary `trafficgen` writes and `compare` and
+//! `trafficgen merge` read. v1.1 adds `arrival` and `seed`; v1 readers read it unchanged.
 //!
 //! Latencies are microseconds. The summary carries the full latency histogram (HdrHistogram V2
 //! with DEFLATE, base64), so summaries from several generators or repetitions merge exactly,
@@ -19,7 +19,7 @@ use crate::schema::Schema;
 pub const TRAFFICGEN: Schema = Schema {
     document: "trafficgen",
     major: 1,
-    id: "meshbench/trafficgen/v1",
+    id: "meshbench/trafficgen/v1.1",
 };
 
 /// Significant digits of every latency histogram.
@@ -126,6 +126,14 @@ pub struct TrafficgenSummary {
     pub connections: u32,
     /// Requests per second asked for; `null` in closed mode.
     pub rate_target: Option<f64>,
+    /// v1.1: how the open loop's send times were spaced; absent in closed mode, in v1
+    /// summaries, and in a merge of runs that differ in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<Arrival>,
+    /// v1.1: the seed of Poisson arrivals (`--seed`), which repeats them exactly; absent for
+    /// uniform arrivals and in a merge of several runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
     /// Requests sent per second of the measured duration.
     pub rate_achieved: f64,
     /// The measured duration (warm-up excluded).
@@ -297,6 +305,16 @@ fn merge_optional(
     Ok(Some(total))
 }
 
+/// How an open loop's intended send times are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arrival {
+    /// Evenly, `1/R` apart over all connections (wrk2's schedule).
+    Uniform,
+    /// A Poisson process: exponential gaps, from a seeded generator.
+    Poisson,
+}
+
 /// CPU time per request over several summaries. Each one's CPU time was shared over all the
 /// requests it sent, warm-up included, which `requests` does not count; so its count is taken
 /// back from its own figures (`cpu_seconds / cpu_us_per_request`). A summary without a figure
@@ -314,6 +332,23 @@ fn merged_cpu_per_request(summaries: &[TrafficgenSummary], requests: &Requests) 
         };
     }
     (requests.sent > 0 && sent > 0.0).then(|| cpu * 1e6 / sent)
+}
+
+/// Two Poisson runs with the same seed (indices into `summaries`, the first such pair): their
+/// generators sent on the same schedule, so merged they are one schedule at twice the burst
+/// size, not independent arrivals at the summed rate.
+pub fn shared_poisson_seed(summaries: &[TrafficgenSummary]) -> Option<(usize, usize)> {
+    let poisson_seed = |s: &TrafficgenSummary| match s.arrival {
+        Some(Arrival::Poisson) => s.seed,
+        _ => None,
+    };
+    summaries.iter().enumerate().find_map(|(j, later)| {
+        let seed = poisson_seed(later)?;
+        summaries[..j]
+            .iter()
+            .position(|earlier| poisson_seed(earlier) == Some(seed))
+            .map(|i| (i, j))
+    })
 }
 
 /// Merges summaries of load sent at the same time from several generators (or repetitions):
@@ -361,6 +396,13 @@ pub fn merge(summaries: &[TrafficgenSummary]) -> Result<TrafficgenSummary, Merge
         mode: first.mode,
         connections: summaries.iter().map(|s| s.connections).sum(),
         rate_target: summaries.iter().map(|s| s.rate_target).sum::<Option<f64>>(),
+        arrival: first
+            .arrival
+            .filter(|a| summaries.iter().all(|s| s.arrival == Some(*a))),
+        seed: match summaries {
+            [only] => only.seed,
+            _ => None,
+        },
         rate_achieved: summaries.iter().map(|s| s.rate_achieved).sum(),
         duration_s: summaries.iter().map(|s| s.duration_s).fold(0.0, f64::max),
         started_at: summaries
@@ -412,6 +454,8 @@ mod tests {
             mode: Mode::Open,
             connections: 10,
             rate_target: Some(100.0),
+            arrival: Some(Arrival::Uniform),
+            seed: None,
             rate_achieved: 99.5,
             duration_s: 10.0,
             started_at: "2026-11-26T08:00:00Z".parse().unwrap(),
@@ -498,6 +542,52 @@ mod tests {
             Err(MergeError::Mode { index: 1, .. })
         ));
         assert!(matches!(merge(&[]), Err(MergeError::Empty)));
+    }
+
+    #[test]
+    fn the_arrival_process_survives_a_merge_only_when_every_run_shares_it() {
+        let uniform = summary(&[100; 10], 10);
+        let poisson = |seed| {
+            let mut s = summary(&[200; 10], 10);
+            s.arrival = Some(Arrival::Poisson);
+            s.seed = Some(seed);
+            s
+        };
+        let (a, b, c) = (poisson(7), poisson(8), poisson(7));
+        let merged = merge(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(merged.arrival, Some(Arrival::Poisson));
+        // Several generators' seeds are not one seed.
+        assert_eq!(merged.seed, None);
+        assert_eq!(merge(std::slice::from_ref(&a)).unwrap().seed, Some(7));
+        assert_eq!(merge(&[uniform.clone(), a.clone()]).unwrap().arrival, None);
+        // Two generators on the same Poisson seed sent on the same schedule.
+        assert_eq!(shared_poisson_seed(&[a.clone(), b.clone()]), None);
+        assert_eq!(
+            shared_poisson_seed(&[uniform.clone(), a.clone(), b, c]),
+            Some((1, 3))
+        );
+        assert_eq!(shared_poisson_seed(&[uniform.clone(), uniform]), None);
+    }
+
+    #[test]
+    fn a_v1_summary_reads_without_the_v1_1_fields() {
+        let mut json = serde_json::to_value(summary(&[100], 1)).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.insert("schema".into(), "meshbench/trafficgen/v1".into());
+        object.remove("arrival");
+        object.remove("seed");
+        let read = read_summary(&json.to_string()).unwrap();
+        assert_eq!((read.arrival, read.seed), (None, None));
+        // And the fields are left out, not written as null, where they do not apply.
+        let closed = TrafficgenSummary {
+            arrival: None,
+            ..summary(&[100], 1)
+        };
+        let text = serde_json::to_string(&closed).unwrap();
+        assert!(
+            !text.contains("arrival") && !text.contains("\"seed\""),
+            "{text}"
+        );
     }
 
     #[test]

@@ -294,6 +294,15 @@ fn merge(inputs: &[String], output: &str) -> Result<()> {
             )));
         }
     }
+    if let Some((i, j)) = trafficgen::shared_poisson_seed(&summaries) {
+        tracing::warn!(
+            "{} and {} used the same Poisson seed, so their generators sent on the same \
+             schedule: the merged load came in bursts of both at once, not as independent \
+             arrivals at the summed rate (give each generator its own --seed, or none)",
+            names[i],
+            names[j]
+        );
+    }
     let merged = trafficgen::merge(&summaries).map_err(|e| match e {
         MergeError::Histogram { index, source } => Error::BadSummary {
             input: names[index].clone(),

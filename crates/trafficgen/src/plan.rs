@@ -77,9 +77,11 @@ pub struct LoadArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
 
-    /// Seed for everything random (Poisson arrivals).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    /// Seed of the Poisson arrivals (default: a fresh one each run, so that generators started
+    /// together are independent). The summary records it (`seed`); pass it again to repeat a
+    /// run's arrivals exactly.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 
     /// Spacing of intended send times in open-loop mode.
     #[arg(long, value_enum, default_value_t = Arrival::Uniform)]
@@ -327,7 +329,7 @@ impl Plan {
             connections,
             threads,
             http2: load.http2,
-            seed: load.seed,
+            seed: load.seed.unwrap_or_else(rand::random),
             tls,
             lag_threshold: parse_duration("--lag-threshold", &load.lag_threshold)?,
         })

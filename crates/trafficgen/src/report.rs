@@ -10,8 +10,8 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use meshbench_formats::trafficgen::{
-    ClientCost, LatencyStats, Mode, Requests, TRAFFICGEN, TrafficgenSummary, encode_histogram,
-    new_histogram,
+    Arrival, ClientCost, LatencyStats, Mode, Requests, TRAFFICGEN, TrafficgenSummary,
+    encode_histogram, new_histogram,
 };
 
 use crate::engine::{Message, Outcome, SecondCounts, Shared};
@@ -357,6 +357,12 @@ pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Err
         mode: plan.mode,
         connections: plan.connections,
         rate_target: plan.rate,
+        arrival: (plan.mode == Mode::Open).then_some(match plan.arrival {
+            crate::plan::Arrival::Uniform => Arrival::Uniform,
+            crate::plan::Arrival::Poisson => Arrival::Poisson,
+        }),
+        seed: (plan.mode == Mode::Open && plan.arrival == crate::plan::Arrival::Poisson)
+            .then_some(plan.seed),
         rate_achieved,
         duration_s: seconds,
         started_at,

@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use base64::Engine as _;
-use meshbench_formats::trafficgen::{TrafficgenSummary, decode_histogram};
+use meshbench_formats::trafficgen::{Arrival, TrafficgenSummary, decode_histogram};
 use sample_app::{Config, Delay, Server};
 
 /// Starts sample-app on its own runtime thread; it lives until the test process ends.
@@ -151,6 +151,52 @@ fn a_stall_shows_in_open_loop_latency_but_not_in_closed_loop_service_time() {
 }
 
 #[test]
+fn poisson_arrivals_are_seeded_recorded_and_repeatable() {
+    let addr = sample_app(Delay::None);
+    let target = url(addr);
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, seed: Option<&str>| {
+        let path = dir.path().join(name);
+        let mut args = vec!["-r", "400", "-d", "1s", "-c", "4", "--arrival", "poisson"];
+        if let Some(seed) = seed {
+            args.extend(["--seed", seed]);
+        }
+        args.extend(["-o", path.to_str().unwrap(), &target]);
+        let out = trafficgen(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = trafficgen::read_summary("x", &std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(s.requests.balanced(), "{:?}", s.requests);
+        (path, s)
+    };
+    let (a, sa) = run("a.json", Some("42"));
+    let (b, sb) = run("b.json", Some("42"));
+    assert_eq!(sa.arrival, Some(Arrival::Poisson));
+    assert_eq!(sa.seed, Some(42));
+    // The same seed gives the same schedule: as many requests came due in the second.
+    assert_eq!(sa.requests.scheduled, sb.requests.scheduled);
+    // Without --seed each run draws its own, and records it.
+    let (_, sc) = run("c.json", None);
+    let (_, sd) = run("d.json", None);
+    let (c, d) = (sc.seed.unwrap(), sd.seed.unwrap());
+    assert_ne!(c, d, "two runs drew the same seed");
+    let repeat = run("e.json", Some(&c.to_string())).1;
+    assert_eq!(repeat.requests.scheduled, sc.requests.scheduled);
+
+    // Merging generators that shared a seed is allowed, but said out loud.
+    let out = trafficgen(&["merge", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("same Poisson seed"), "{stderr}");
+    let merged = summary(&out);
+    assert_eq!(merged.arrival, Some(Arrival::Poisson));
+    assert_eq!(merged.seed, None);
+}
+
+#[test]
 fn summaries_merge_exactly() {
     let addr = sample_app(Delay::Fixed(Duration::from_millis(2)));
     let target = url(addr);
@@ -281,8 +327,10 @@ fn the_summary_has_its_documented_shape_and_the_histogram_round_trips() {
     ] {
         assert!(json.get(key).is_some(), "missing {key}");
     }
-    assert_eq!(json["schema"], "meshbench/trafficgen/v1");
+    assert_eq!(json["schema"], "meshbench/trafficgen/v1.1");
     assert_eq!(json["mode"], "open");
+    assert_eq!(json["arrival"], "uniform");
+    assert!(json.get("seed").is_none(), "a uniform schedule has no seed");
     for key in [
         "scheduled",
         "sent",
