@@ -543,6 +543,11 @@ pub(crate) fn text(s: &TrafficgenSummary) -> String {
     let _ = write!(t, "  rate      {}/s", rate(s.rate_achieved));
     if let Some(target) = s.rate_target {
         let _ = write!(t, " of {}/s asked for", rate(target));
+        // What repeats the schedule, since a Poisson one falls short of or over its mean by
+        // chance.
+        if let (Some(Arrival::Poisson), Some(seed)) = (s.arrival, s.seed) {
+            let _ = write!(t, ", Poisson arrivals (--seed {seed})");
+        }
     }
     t.push('\n');
     let percentiles = |t: &mut String, name: &str, l: &LatencyStats, note: &str| {
@@ -747,6 +752,25 @@ mod tests {
         behind.requests.unsent = 500;
         behind.interrupted = true;
         assert!(!summary(&plan, &behind).unwrap().client.saturated);
+    }
+
+    #[test]
+    fn the_terminal_report_names_the_seed_of_poisson_arrivals() {
+        let mut s = summary(&closed_loop(), &outcome(2.0, 0.2, 955, 0)).unwrap();
+        s.mode = Mode::Open;
+        s.rate_target = Some(500.0);
+        s.rate_achieved = 477.5;
+        s.arrival = Some(Arrival::Poisson);
+        s.seed = Some(3);
+        assert!(
+            text(&s)
+                .contains("\n  rate      478/s of 500/s asked for, Poisson arrivals (--seed 3)\n"),
+            "{}",
+            text(&s)
+        );
+        s.arrival = Some(Arrival::Uniform);
+        s.seed = None;
+        assert!(text(&s).contains("\n  rate      478/s of 500/s asked for\n"));
     }
 
     #[test]
