@@ -63,20 +63,25 @@ struct Pacer {
     changed: Condvar,
 }
 
-fn pacer() -> &'static Arc<Pacer> {
-    static PACER: OnceLock<Arc<Pacer>> = OnceLock::new();
-    PACER.get_or_init(|| {
-        let pacer = Arc::new(Pacer {
-            queue: Mutex::new(Queue::default()),
-            changed: Condvar::new(),
-        });
-        let worker = Arc::clone(&pacer);
-        // The thread lives as long as the process; it sleeps when nothing is waiting.
-        let _ = std::thread::Builder::new()
-            .name("meshbench-timer".to_owned())
-            .spawn(move || worker.run());
-        pacer
-    })
+/// The timer thread's queue, or `None` when the thread could not be started (a thread limit):
+/// sleeps then poll until their deadline rather than wait for a wake-up that never comes.
+fn pacer() -> Option<&'static Arc<Pacer>> {
+    static PACER: OnceLock<Option<Arc<Pacer>>> = OnceLock::new();
+    PACER
+        .get_or_init(|| {
+            let pacer = Arc::new(Pacer {
+                queue: Mutex::new(Queue::default()),
+                changed: Condvar::new(),
+            });
+            let worker = Arc::clone(&pacer);
+            // The thread lives as long as the process; it sleeps when nothing is waiting.
+            std::thread::Builder::new()
+                .name("meshbench-timer".to_owned())
+                .spawn(move || worker.run())
+                .ok()
+                .map(|_| pacer)
+        })
+        .as_ref()
 }
 
 impl Pacer {
@@ -168,12 +173,17 @@ impl Future for PreciseSleep {
         }
         // Registered once; a spurious poll before the deadline keeps that registration unless
         // the task's waker changed (the old entry then wakes its task once, harmlessly).
+        let Some(pacer) = pacer() else {
+            // No timer thread: correct, at the cost of a busy task.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        };
         if !self
             .registered
             .as_ref()
             .is_some_and(|w| w.will_wake(cx.waker()))
         {
-            pacer().register(self.deadline, cx.waker().clone());
+            pacer.register(self.deadline, cx.waker().clone());
             self.registered = Some(cx.waker().clone());
         }
         Poll::Pending
@@ -206,6 +216,43 @@ mod tests {
             lateness[25] < Duration::from_millis(1),
             "median lateness {:?}",
             lateness[25]
+        );
+    }
+
+    #[test]
+    fn a_sleep_polled_with_a_new_waker_wakes_that_one() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        struct Count(AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: Arc<Self>) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let (first, second) = (
+            Arc::new(Count(AtomicUsize::new(0))),
+            Arc::new(Count(AtomicUsize::new(0))),
+        );
+        let mut sleep = Box::pin(sleep(Duration::from_millis(2)));
+        for count in [&first, &second] {
+            let waker = Waker::from(Arc::clone(count));
+            let mut cx = Context::from_waker(&waker);
+            assert!(sleep.as_mut().poll(&mut cx).is_pending());
+        }
+        let waited = Instant::now();
+        while second.0.load(Ordering::SeqCst) == 0 {
+            assert!(
+                waited.elapsed() < Duration::from_secs(5),
+                "the task polled last was never woken"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Once polled after its deadline, the sleep is over.
+        let waker = Waker::from(second);
+        assert!(
+            sleep
+                .as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
         );
     }
 
