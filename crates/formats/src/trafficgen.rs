@@ -112,8 +112,8 @@ pub struct ClientCost {
     pub cpu_us_per_request: Option<f64>,
     pub max_rss_bytes: u64,
     /// The client, not the server, limited the run: its own send lag p99 over the threshold,
-    /// the achieved rate short of the target, or its CPU time at 90% or more of the cores its
-    /// load threads could use.
+    /// an open loop that left more than 1% of its schedule unsent, or its CPU time at 90% or
+    /// more of the cores its load threads could use.
     pub saturated: bool,
 }
 
