@@ -402,8 +402,9 @@ fn unsound_loads(arms: &[load::Arm]) -> Vec<String> {
                 let at = format!("arm {:?}, {}", a.name, r.dir.display());
                 if s.client.saturated {
                     warnings.push(format!(
-                        "{at}: trafficgen's client was saturated (its own lag, rate or CPU): \
-                         that latency measures the load generator as much as the mesh"
+                        "{at}: trafficgen's client was saturated (its own lag, a backlog on its \
+                         connections, or CPU): that latency measures the load generator as much \
+                         as the mesh"
                     ));
                 }
                 if s.interrupted {
