@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use meshbench_formats::mesh_install::{MESH_INSTALL, MeshInstallSummary};
-use meshbench_formats::trafficgen::{TRAFFICGEN, TrafficgenSummary, summary_from_value};
+use meshbench_formats::trafficgen::{TRAFFICGEN, TrafficgenSummary, read_summary};
 use meshbench_formats::usage::{NodeUsageRow, PodUsageRow, UsageKind, read_node_csv, read_pod_csv};
 
 use crate::Error;
@@ -202,12 +202,15 @@ fn json(path: &Path, text: &str, rep: &mut Repetition) -> Result<(), Error> {
         .ok_or_else(|| bad(path, "a JSON document without a `schema` field"))?;
     if TRAFFICGEN.check(schema).is_ok() {
         rep.loads
-            .push(summary_from_value(value).map_err(|e| bad(path, e.to_string()))?);
+            .push(read_summary(text).map_err(|e| bad(path, e.to_string()))?);
     } else if MESH_INSTALL.check(schema).is_ok() {
         if rep.install.is_some() {
             return Err(bad(path, "a second mesh-install summary in one repetition"));
         }
-        rep.install = Some(serde_json::from_value(value).map_err(|e| bad(path, e.to_string()))?);
+        rep.install = Some(
+            meshbench_formats::from_json_text(text)
+                .map_err(|e| bad(path, format!("not a mesh-install summary: {e}")))?,
+        );
     } else {
         // Name what was found and what is read; a newer major version gets the schema error.
         let reason = TRAFFICGEN

@@ -556,6 +556,29 @@ fn bad_inputs_name_the_file() {
         stderr(&out)
     );
 
+    // A mesh-install summary with a field of the wrong type: the field and its line.
+    let mistyped = arm_dir("mistyped");
+    let install =
+        std::fs::read_to_string(root().join("fixtures/seed-article/linkerd/mesh-install.json"))
+            .unwrap();
+    let (line, text) = install
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains("\"pods\":"))
+        .unwrap();
+    let broken = install.replacen(text, &text.replace(':', ": \"many\", \"was\":"), 1);
+    std::fs::write(mistyped.join("mesh-install.json"), broken).unwrap();
+    let out = compare(&["--arm", &format!("linkerd={}", mistyped.display())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "mesh-install.json: not a mesh-install summary: at \"pods\", line {}",
+            line + 1
+        )),
+        "{}",
+        stderr(&out)
+    );
+
     let out = compare(&["--arm", "cilium=fixtures/seed-article/linkerd/../istio"]);
     // The arm's mesh comes from its mesh-install summary (istio), not the name: fine.
     assert!(out.status.success(), "{}", stderr(&out));

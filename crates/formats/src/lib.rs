@@ -21,3 +21,81 @@ pub mod usage;
 
 pub use quantity::{Quantity, QuantityError};
 pub use schema::{Schema, SchemaError};
+
+/// Where a JSON document departs from the shape of its type, and how: the field's path (`None`
+/// at the top level), its line and column, and serde's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}line {line}, column {column}: {message}", .path.as_ref().map(|p| format!("at {p:?}, ")).unwrap_or_default())]
+pub struct ShapeError {
+    pub path: Option<String>,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Reads a document of type `T` from JSON text, naming the field and the line of what does
+/// not fit (`at "connections", line 5, column 27: invalid type: string "fifty", expected u32`)
+/// where `serde_json::from_value` would give the message alone.
+pub fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ShapeError> {
+    let mut json = serde_json::Deserializer::from_str(text);
+    let value: T = serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let (line, column) = (inner.line(), inner.column());
+        let full = inner.to_string();
+        // serde_json ends its message with the position, which is given on its own here.
+        let message = full
+            .strip_suffix(&format!(" at line {line} column {column}"))
+            .unwrap_or(&full)
+            .to_owned();
+        ShapeError {
+            path: (path != ".").then_some(path),
+            line,
+            column,
+            message,
+        }
+    })?;
+    json.end().map_err(|e| ShapeError {
+        path: None,
+        line: e.line(),
+        column: e.column(),
+        message: "more after the end of the document".to_owned(),
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Doc {
+        name: String,
+        inner: Inner,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        count: u32,
+    }
+
+    #[test]
+    fn shape_errors_name_the_field_and_the_line() {
+        let e =
+            from_json_text::<Doc>("{\n  \"name\": \"x\",\n  \"inner\": {\"count\": \"five\"}\n}")
+                .unwrap_err();
+        assert_eq!(e.path.as_deref(), Some("inner.count"));
+        assert_eq!(e.line, 3);
+        assert_eq!(
+            e.to_string(),
+            "at \"inner.count\", line 3, column 27: invalid type: string \"five\", expected u32"
+        );
+        let e = from_json_text::<Doc>("{\"name\": \"x\"}").unwrap_err();
+        assert_eq!(e.to_string(), "line 1, column 13: missing field `inner`");
+        let e =
+            from_json_text::<Doc>("{\"name\": \"x\", \"inner\": {\"count\": 1}} {}").unwrap_err();
+        assert_eq!(e.message, "more after the end of the document");
+        assert!(from_json_text::<Doc>("{\"name\": \"x\", \"inner\": {\"count\": 1}}\n").is_ok());
+    }
+}

@@ -218,7 +218,7 @@ pub enum SummaryError {
     #[error(transparent)]
     Schema(#[from] crate::SchemaError),
     #[error("not a trafficgen summary: {0}")]
-    Shape(String),
+    Shape(#[from] crate::ShapeError),
     #[error("\"{field}\": {source}")]
     Histogram {
         field: &'static str,
@@ -236,18 +236,13 @@ pub fn read_summary(text: &str) -> Result<TrafficgenSummary, SummaryError> {
         column: e.column(),
         message: e.to_string(),
     })?;
-    summary_from_value(value)
-}
-
-/// [`read_summary`] for a document already parsed (e.g. to look at its schema first).
-pub fn summary_from_value(value: serde_json::Value) -> Result<TrafficgenSummary, SummaryError> {
     let schema = value
         .get("schema")
         .and_then(serde_json::Value::as_str)
         .ok_or(SummaryError::NoSchema)?;
     TRAFFICGEN.check(schema)?;
-    let summary: TrafficgenSummary =
-        serde_json::from_value(value).map_err(|e| SummaryError::Shape(e.to_string()))?;
+    // Read again from the text, so that a field of the wrong type is named with its line.
+    let summary: TrafficgenSummary = crate::from_json_text(text)?;
     let fields = [
         ("histogram", Some(&summary.histogram)),
         (

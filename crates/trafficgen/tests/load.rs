@@ -265,6 +265,26 @@ fn summaries_merge_exactly() {
         "{err}"
     );
 
+    // A field of the wrong type is named, with its line.
+    let mistyped = dir.path().join("mistyped.json");
+    let text = std::fs::read_to_string(&b).unwrap();
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains("\"connections\""))
+        .unwrap();
+    std::fs::write(
+        &mistyped,
+        text.replacen("\"connections\": 2", "\"connections\": \"two\"", 1),
+    )
+    .unwrap();
+    let err = refused(&[&a, &mistyped]);
+    assert!(
+        err.contains(&format!(
+            "mistyped.json: not a trafficgen summary: at \"connections\", line {line}, column"
+        )) && err.contains("invalid type: string \"two\", expected u32"),
+        "{err}"
+    );
+
     // An open-loop and a closed-loop run do not merge; the message names both files.
     let mut closed: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&b).unwrap()).unwrap();
