@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     stop: tokio::sync::Notify,
     /// Measured requests still allowed by -n.
     budget: Option<AtomicU64>,
+    /// Problems already reported, so that 500 connections failing alike make one warning.
+    warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Shared {
@@ -87,6 +89,20 @@ impl Shared {
             u64::try_from(at.saturating_duration_since(self.t0).as_nanos()).unwrap_or(u64::MAX);
         self.stop_ns.fetch_min(ns, Ordering::AcqRel);
         self.stop.notify_waiters();
+    }
+
+    /// Warns of a connection's problem the first time any connection has it; the summary's
+    /// `errors_by_kind` counts every occurrence.
+    fn warn_once(&self, k: u32, problem: String) {
+        let mut warned = self
+            .warned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if warned.len() < 100 && warned.insert(problem.clone()) {
+            tracing::warn!(
+                "connection {k}: {problem} (other connections failing alike are only counted)"
+            );
+        }
     }
 
     /// Takes one request from the -n budget; false once it is used up.
@@ -373,8 +389,35 @@ async fn reachable(plan: &Plan, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr
 
 /// Runs the plan; `hlog` receives the interval log as the run goes; `progress` shows a
 /// progress line on stderr if it is a terminal.
+/// Open files a run needs besides its connections: stdio, output files, each load thread's
+/// epoll and wake-up descriptors, the preflight's connections, name resolution.
+const OTHER_FILES: u64 = 64;
+
+/// Makes room for every connection in the process's open-file limit, raising the soft limit as
+/// far as the hard one allows (as Go's runtime does at start-up), or says why there is none.
+/// Without this, connections past the limit fail one by one with EMFILE while the run goes on
+/// with fewer than asked.
+fn open_file_room(connections: u32) -> Result<(), Error> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let needed = u64::from(connections) + OTHER_FILES;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return Ok(());
+    };
+    if soft >= needed
+        || (hard >= needed && setrlimit(Resource::RLIMIT_NOFILE, needed, hard).is_ok())
+    {
+        return Ok(());
+    }
+    Err(Error::OpenFiles {
+        connections,
+        needed,
+        limit: hard,
+    })
+}
+
 pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<Outcome, Error> {
     let began = Instant::now();
+    open_file_room(plan.connections)?;
     let addrs = preflight(plan)?;
     let started_at = SystemTime::now();
     let t0 = Instant::now() + LEAD_IN;
@@ -399,6 +442,7 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<O
         interrupted: AtomicBool::new(false),
         stop: tokio::sync::Notify::new(),
         budget: plan.requests.map(AtomicU64::new),
+        warned: std::sync::Mutex::new(std::collections::HashSet::new()),
     });
 
     let (tx, rx) = mpsc::channel::<Message>();
@@ -863,7 +907,7 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
                 }
                 Err((kind, problem)) => {
                     if !warned {
-                        tracing::warn!("connection {k}: {problem}");
+                        shared.warn_once(k, problem);
                         warned = true;
                     }
                     if measured {
@@ -908,7 +952,7 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
                     } else {
                         ""
                     };
-                    tracing::warn!("connection {k}: {e}{hint}");
+                    shared.warn_once(k, format!("{e}{hint}"));
                     warned = true;
                 }
                 conn = None;

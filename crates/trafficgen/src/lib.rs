@@ -128,6 +128,15 @@ pub enum Error {
     #[error("cannot start the load threads: {0}")]
     Runtime(#[source] std::io::Error),
     #[error(
+        "{connections} connections need about {needed} open files, and this process may open \
+         {limit} (its hard limit; `ulimit -n`): raise the limit, or use fewer connections"
+    )]
+    OpenFiles {
+        connections: u32,
+        needed: u64,
+        limit: u64,
+    },
+    #[error(
         "no request succeeded ({errors} errors: {kinds}); the summary was written all the same"
     )]
     NothingSucceeded { errors: u64, kinds: String },

@@ -498,6 +498,72 @@ fn errors_are_classified_and_nothing_succeeding_is_an_error() {
 }
 
 #[test]
+fn connections_past_the_open_file_limit_fail_at_once_and_failures_warn_once() {
+    let addr = sample_app(Delay::None);
+    let target = url(addr);
+    let limited = |ulimit: &str, connections: &str| {
+        Command::new("bash")
+            .args(["-c", &format!("ulimit {ulimit} 100 && exec \"$0\" \"$@\"")])
+            .args([env!("CARGO_BIN_EXE_trafficgen"), "-q", "-c", connections])
+            .args(["-d", "1s", &target])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Soft and hard limit at 100: 200 connections cannot be opened, and the run does not start
+    // (it used to go on with the connections that fit, and a warning for each of the others).
+    let out = limited("-n", "200");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("200 connections need about 264 open files, and this process may open 100"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    // A soft limit of 100 under a higher hard one is raised, as far as the run needs.
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    if hard >= 400 {
+        let out = limited("-Sn", "200");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = summary(&out);
+        assert_eq!(s.requests.errors, 0, "{:?}", s.errors_by_kind);
+        assert!(s.requests.completed > 0);
+    }
+
+    // A server that drops every connection without answering: each of the 20 connections
+    // fails the same way, and says so once between them, not 20 times.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dropping = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 1024];
+            let _ = stream.read(&mut request);
+        }
+    });
+    let out = trafficgen(&["-c", "20", "-n", "200", &url(dropping)]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warnings = err
+        .lines()
+        .filter(|l| l.contains("WARN connection"))
+        .count();
+    assert!((1..=2).contains(&warnings), "{err}");
+    assert!(
+        err.contains("other connections failing alike are only counted"),
+        "{err}"
+    );
+    let s = summary(&out);
+    assert!(s.requests.errors >= 20, "{:?}", s.requests);
+}
+
+#[test]
 fn bad_targets_and_arguments_fail_clearly() {
     // A closed port on loopback.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
