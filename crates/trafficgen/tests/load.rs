@@ -88,9 +88,10 @@ fn a_known_added_latency_is_reported() {
     let addr = sample_app(Delay::Fixed(Duration::from_millis(20)));
     let s = ok(&["-r", "200", "-d", "2s", "-c", "10", &url(addr)]);
     let lat = s.latency_us;
-    // 20 ms of server sleep (sample-app's precise timer, not tokio's 1 ms tick) plus loopback.
+    // 20 ms of server sleep (sample-app's precise timer) plus loopback; room for the other
+    // tests running beside this one on a small machine.
     assert!(lat.min.unwrap() >= 19_980, "{lat:?}");
-    assert!((20_000..21_000).contains(&lat.p50.unwrap()), "{lat:?}");
+    assert!((20_000..22_000).contains(&lat.p50.unwrap()), "{lat:?}");
     assert_eq!(s.requests.scheduled, 400);
     assert_eq!(s.requests.completed, 400);
     assert!((s.rate_achieved - 200.0).abs() < 2.0, "{}", s.rate_achieved);
