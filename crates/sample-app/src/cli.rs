@@ -26,9 +26,9 @@ pub struct Args {
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Body size of every answer, in bytes.
-    #[arg(long, default_value_t = 612)]
-    pub response_size: usize,
+    /// Body size of every answer, in bytes (at most 1 GiB: the body is built once, in memory).
+    #[arg(long, default_value_t = 612, value_parser = clap::value_parser!(u64).range(0..=1 << 30))]
+    pub response_size: u64,
 
     /// Added latency: 0, a duration (2ms), uniform:LOW-HIGH or exp:MEAN.
     #[arg(long, default_value = "0")]
@@ -92,7 +92,7 @@ pub fn run(args: Args) -> Result<(), Error> {
     };
     runtime.block_on(async {
         let config = Config {
-            response_size: args.response_size,
+            response_size: usize::try_from(args.response_size).unwrap_or(usize::MAX),
             delay: args.delay,
             seed: args.seed,
             tls,
@@ -131,5 +131,20 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    #[test]
+    fn a_body_too_large_to_build_is_a_usage_error_not_an_abort() {
+        let parse = |size: &str| Args::try_parse_from(["sample-app", "--response-size", size]);
+        assert_eq!(parse("1073741824").unwrap().response_size, 1 << 30);
+        let e = parse("100000000000").unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(e.to_string().contains("not in 0..=1073741824"), "{e}");
     }
 }
