@@ -132,6 +132,41 @@ pub struct Plan {
     pub lag_threshold: Duration,
 }
 
+/// The largest request body: it is held in memory, and shared by every request.
+const MAX_BODY: u64 = 1 << 30;
+
+/// Reads a `--body-file`, refusing one over [`MAX_BODY`] (or endless, as `/dev/zero` is) with a
+/// message rather than running out of memory.
+fn read_body(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    use std::io::Read as _;
+    let read_err = |source| Error::Read {
+        path: path.display().to_string(),
+        source,
+    };
+    let too_large = || {
+        Error::Usage(format!(
+            "--body-file {}: over {MAX_BODY} bytes (1 GiB), the most a request body may be",
+            path.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    // A regular file says its size; a pipe or device is read up to the limit.
+    if file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() > MAX_BODY)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    file.take(MAX_BODY + 1)
+        .read_to_end(&mut body)
+        .map_err(read_err)?;
+    if body.len() as u64 > MAX_BODY {
+        return Err(too_large());
+    }
+    Ok(body)
+}
+
 /// `300` (seconds), `30s`, `5m`, `250ms`, `1.5s`; at most about 30 years.
 pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, Error> {
     meshbench_cli::parse_duration(text)
@@ -193,12 +228,7 @@ impl Plan {
             .map_err(|_| Error::Usage(format!("-m: {:?} is not an HTTP method", load.method)))?;
         let body = match (&load.body, &load.body_file) {
             (Some(text), _) => Bytes::from(text.clone()),
-            (None, Some(path)) => {
-                Bytes::from(std::fs::read(path).map_err(|source| Error::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?)
-            }
+            (None, Some(path)) => Bytes::from(read_body(path)?),
             (None, None) => Bytes::new(),
         };
         let mut headers = HeaderMap::new();
@@ -449,6 +479,28 @@ mod tests {
         assert_eq!(plan.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(plan.headers[HOST], "other");
         assert_eq!(plan.headers[CONTENT_LENGTH], "5");
+    }
+
+    #[test]
+    fn a_body_file_is_read_whole_up_to_1_gib() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = dir.path().join("small");
+        std::fs::write(&small, b"{\"a\": 1}").unwrap();
+        let args = load(&["-m", "POST", "--body-file", small.to_str().unwrap()]);
+        let plan = Plan::from_args(Some("http://h:9/"), None, None, &args).unwrap();
+        assert_eq!(&plan.body[..], b"{\"a\": 1}");
+        // A sparse file just over the limit: refused at once, without reading it.
+        let big = dir.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_BODY + 1)
+            .unwrap();
+        let args = load(&["--body-file", big.to_str().unwrap()]);
+        let e = Plan::from_args(Some("http://h:9/"), None, None, &args).unwrap_err();
+        assert!(
+            e.to_string().contains("over 1073741824 bytes (1 GiB)"),
+            "{e}"
+        );
     }
 
     #[test]
