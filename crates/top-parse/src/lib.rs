@@ -113,11 +113,11 @@ pub struct Args {
     pub from_cluster: bool,
 
     /// The kubeconfig (default: KUBECONFIG, then ~/.kube/config) [--from-cluster].
-    #[arg(long, value_name = "FILE", requires = "from_cluster")]
+    #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<std::path::PathBuf>,
 
     /// The kubeconfig context (default: its current context) [--from-cluster].
-    #[arg(long, value_name = "NAME", requires = "from_cluster")]
+    #[arg(long, value_name = "NAME")]
     pub context: Option<String>,
 
     /// Namespace of the pods. With --from-cluster, the one to sample (default: the context's);
@@ -133,31 +133,31 @@ pub struct Args {
     pub namespace: Option<String>,
 
     /// Pods of every namespace, with a namespace column [--from-cluster].
-    #[arg(short = 'A', long, requires = "from_cluster")]
+    #[arg(short = 'A', long)]
     pub all_namespaces: bool,
 
     /// A row per container instead of per pod [--from-cluster].
-    #[arg(long, requires = "from_cluster")]
+    #[arg(long)]
     pub containers: bool,
 
     /// Node rows (with kubectl's percentages of allocatable) instead of pod rows [--from-cluster].
-    #[arg(long, requires = "from_cluster", conflicts_with_all = ["containers", "all_namespaces", "namespace"])]
+    #[arg(long, conflicts_with_all = ["containers", "all_namespaces", "namespace"])]
     pub nodes: bool,
 
     /// Only pods (or nodes) with these labels, as `kubectl top -l` [--from-cluster].
-    #[arg(short = 'l', long, value_name = "SELECTOR", requires = "from_cluster")]
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
     pub selector: Option<String>,
 
-    /// Time between samples [--from-cluster].
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = duration_arg, requires = "from_cluster")]
-    pub interval: std::time::Duration,
+    /// Time between samples (default 15s) [--from-cluster].
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    pub interval: Option<std::time::Duration>,
 
     /// Number of samples (default 1) [--from-cluster].
-    #[arg(long, value_name = "N", requires = "from_cluster", conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", conflicts_with = "duration", value_parser = clap::value_parser!(u64).range(1..))]
     pub samples: Option<u64>,
 
     /// Sample for this long: one sample now, then one per interval within it [--from-cluster].
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg, requires = "from_cluster")]
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub duration: Option<std::time::Duration>,
 
     #[command(flatten)]
@@ -255,9 +255,52 @@ pub enum Error {
          and its APIService available?"
     )]
     NoMetricsApi { server: String },
+    #[error("{0}")]
+    Usage(String),
 }
 
-impl Failure for Error {}
+impl Failure for Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// `--interval` when not given.
+const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Flags that only `--from-cluster` reads, named when given without it. (clap's `requires`
+/// cannot say this: it counts `--from-cluster`'s implicit `false` as given.)
+fn cluster_flags_without_cluster(args: &Args) -> Result<()> {
+    if args.from_cluster {
+        return Ok(());
+    }
+    let given: Vec<&str> = [
+        ("--kubeconfig", args.kubeconfig.is_some()),
+        ("--context", args.context.is_some()),
+        ("-A/--all-namespaces", args.all_namespaces),
+        ("--containers", args.containers),
+        ("--nodes", args.nodes),
+        ("-l/--selector", args.selector.is_some()),
+        ("--interval", args.interval.is_some()),
+        ("--samples", args.samples.is_some()),
+        ("--duration", args.duration.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "{} only appl{} with --from-cluster, which samples the metrics API itself; text and \
+         JSON inputs are read as given",
+        given.join(", "),
+        if given.len() == 1 { "ies" } else { "y" }
+    )))
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -469,6 +512,7 @@ impl RowSink for OutputSink {
 
 /// Runs top-parse: every input, in order, into one output.
 pub fn run(args: Args) -> Result<()> {
+    cluster_flags_without_cluster(&args)?;
     let opts = ParseOptions {
         labels: Labels {
             run: args.run,
@@ -506,10 +550,12 @@ pub fn run(args: Args) -> Result<()> {
             containers: args.containers,
             nodes: args.nodes,
             selector: args.selector,
-            interval: args.interval,
+            interval: args.interval.unwrap_or(DEFAULT_INTERVAL),
             samples: match (args.samples, args.duration) {
                 (Some(n), _) => n,
-                (None, Some(d)) => live::LiveOptions::samples_for(d, args.interval),
+                (None, Some(d)) => {
+                    live::LiveOptions::samples_for(d, args.interval.unwrap_or(DEFAULT_INTERVAL))
+                }
                 (None, None) => 1,
             },
             run: opts.labels.run,

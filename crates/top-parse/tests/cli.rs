@@ -441,6 +441,34 @@ fn usage_errors_exit_2_and_help_shows_the_pipeline() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("RFC 3339"));
 
+    // Sampling flags without --from-cluster are refused, not ignored, and nothing is written.
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("rows.csv");
+    let pods = fixture("pods.txt");
+    for (args, named) in [
+        (&["-A"][..], "-A/--all-namespaces only applies"),
+        (&["--interval", "5s"][..], "--interval only applies"),
+        (
+            &["--containers", "--samples", "2"][..],
+            "--containers, --samples only apply",
+        ),
+        (
+            &["--kubeconfig", "k", "-l", "app=x"][..],
+            "--kubeconfig, -l/--selector only apply",
+        ),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["-o", output.to_str().unwrap(), &pods]);
+        let out = top_parse(&all, b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&out).contains(named) && stderr(&out).contains("with --from-cluster"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+        assert!(!output.exists());
+    }
+
     let help = ok(&["--help"]);
     let examples = help.split("Examples:").nth(1).expect("an Examples block");
     assert!(examples.contains("kubectl top pods -A --containers | top-parse"));
