@@ -309,6 +309,13 @@ impl Plan {
             }
             other => other,
         };
+        if rate.is_none() && load.arrival == Arrival::Poisson {
+            // A closed loop has no schedule to space: refused rather than run as if uniform.
+            return Err(Error::Usage(
+                "--arrival poisson spaces an open loop's schedule: give its rate with -r"
+                    .to_owned(),
+            ));
+        }
         let timeout = parse_duration("--timeout", &load.timeout)?;
         if timeout < Duration::from_millis(1) {
             return Err(Error::Usage(format!(
@@ -441,6 +448,7 @@ mod tests {
             ("http://h/", &["-H", "Bad Name: x"][..]),
             ("http://h/", &["-m", "GE T"][..]),
             ("http://h/", &["--body-file", "/does/not/exist"][..]),
+            ("http://h/", &["--arrival", "poisson"][..]),
         ] {
             assert!(
                 Plan::from_args(Some(url), None, None, &load(args)).is_err(),
