@@ -217,12 +217,6 @@ impl Plan {
             .path_and_query()
             .map_or("/", http::uri::PathAndQuery::as_str);
         let path_uri: Uri = path_and_query.parse().map_err(|_| bad_url("bad path"))?;
-        let full_uri = Uri::builder()
-            .scheme(if https { "https" } else { "http" })
-            .authority(authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|e| bad_url(&e.to_string()))?;
 
         let method = Method::from_bytes(load.method.as_bytes())
             .map_err(|_| Error::Usage(format!("-m: {:?} is not an HTTP method", load.method)))?;
@@ -278,6 +272,26 @@ impl Plan {
         if !body.is_empty() {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
+        // HTTP/2 has no Host header: its `:authority` comes from this URI, so a Host given
+        // with -H goes there, as curl does (a virtual host behind an ingress's address, say).
+        // (HTTP/1.1 sends any Host as given: a test may want the server to refuse it.)
+        let h2_authority = match headers.get(HOST) {
+            Some(host) if load.http2 && host.as_bytes() != authority.as_str().as_bytes() => host
+                .to_str()
+                .ok()
+                .and_then(|h| h.parse::<http::uri::Authority>().ok())
+                .ok_or_else(|| Error::Header {
+                    header: format!("Host: {}", String::from_utf8_lossy(host.as_bytes())),
+                    problem: "not a host[:port], which HTTP/2's :authority needs".to_owned(),
+                })?,
+            _ => authority.clone(),
+        };
+        let full_uri = Uri::builder()
+            .scheme(if https { "https" } else { "http" })
+            .authority(h2_authority)
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| bad_url(&e.to_string()))?;
 
         let duration = match (&load.duration, seconds) {
             (Some(d), _) => Some(parse_duration("-d", d)?),
@@ -487,6 +501,21 @@ mod tests {
         assert_eq!(plan.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(plan.headers[HOST], "other");
         assert_eq!(plan.headers[CONTENT_LENGTH], "5");
+        // HTTP/1.1 sends that Host header; HTTP/2 carries it as its :authority.
+        assert_eq!(plan.full_uri, "http://h:9/");
+        let h2 = |host: &str| {
+            Plan::from_args(
+                Some("http://h:9/"),
+                None,
+                None,
+                &load(&["--http2", "-H", &format!("Host: {host}")]),
+            )
+        };
+        assert_eq!(h2("other:8443").unwrap().full_uri, "http://other:8443/");
+        assert!(h2("bad host").is_err());
+        // HTTP/1.1 takes any value, as a test of the server may need.
+        let args = load(&["-H", "Host: bad host"]);
+        assert!(Plan::from_args(Some("http://h:9/"), None, None, &args).is_ok());
     }
 
     #[test]
