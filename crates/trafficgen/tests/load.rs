@@ -767,6 +767,67 @@ fn http2_with_prior_knowledge() {
     assert_eq!(s.status_codes["200"], 200);
 }
 
+/// With HTTP/2 there is no Host header: a Host given with -H reaches the server as the request's
+/// :authority, as curl sends it, and the URL's host does without one.
+#[test]
+fn with_http2_a_given_host_is_the_authority() {
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // An h2c server that reports each request's authority; it lives until the test process ends.
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let authority = request.uri().authority().map(ToString::to_string);
+                            let _ = tx.send(authority.unwrap_or_default());
+                            async {
+                                Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                                    http_body_util::Full::new(bytes::Bytes::new()),
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+                });
+            }
+        });
+    });
+    let s = ok(&[
+        "-n",
+        "5",
+        "-c",
+        "1",
+        "--http2",
+        "-H",
+        "Host: other.example:8443",
+        &url(addr),
+    ]);
+    assert_eq!(s.requests.completed, 5);
+    let seen: Vec<String> = rx.try_iter().collect();
+    assert_eq!(seen, vec!["other.example:8443".to_owned(); 5]);
+    let s = ok(&["-n", "2", "-c", "1", "--http2", &url(addr)]);
+    assert_eq!(s.requests.completed, 2);
+    let seen: Vec<String> = rx.try_iter().collect();
+    assert_eq!(seen, vec![addr.to_string(); 2]);
+}
+
 /// Every request carries the given header lines, the same each time, however many headers the
 /// answers before it had (the answer's header map is reused for the next request).
 #[test]
