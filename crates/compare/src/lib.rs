@@ -414,6 +414,17 @@ fn unsound_loads(arms: &[load::Arm]) -> Vec<String> {
                     ));
                 }
             }
+            // Several generators in one repetition are added up: on one Poisson seed they sent
+            // one schedule twice over.
+            if meshbench_formats::trafficgen::shared_poisson_seed(&r.loads).is_some() {
+                warnings.push(format!(
+                    "arm {:?}, {}: two load runs used the same Poisson seed, so their \
+                     generators sent on the same schedule: the load came in bursts of both at \
+                     once, not as independent arrivals",
+                    a.name,
+                    r.dir.display()
+                ));
+            }
         }
     }
     warnings

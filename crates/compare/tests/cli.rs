@@ -687,6 +687,31 @@ fn unlike_arms_are_flagged() {
     std::fs::write(&t, &open).unwrap();
     std::fs::write(&lt, uniform).unwrap();
 
+    // Two generators in one repetition on the same Poisson seed sent one schedule twice.
+    let seeded = |seed: u32, connections: u32| {
+        with_arrival(&open, "poisson")
+            .replace(
+                "\"mode\": \"open\",",
+                &format!("\"mode\": \"open\",\n  \"seed\": {seed},"),
+            )
+            .replace(
+                "\"connections\": 100",
+                &format!("\"connections\": {connections}"),
+            )
+    };
+    let second = i.join("trafficgen-b.json");
+    std::fs::write(&t, seeded(7, 100)).unwrap();
+    std::fs::write(&second, seeded(7, 99)).unwrap();
+    let err = stderr(&both());
+    assert!(
+        err.contains("two load runs used the same Poisson seed"),
+        "{err}"
+    );
+    std::fs::write(&second, seeded(8, 99)).unwrap();
+    assert!(!stderr(&both()).contains("same Poisson seed"));
+    std::fs::remove_file(&second).unwrap();
+    std::fs::write(&t, &open).unwrap();
+
     // A load run whose client was saturated, or that was interrupted, is named.
     let text = std::fs::read_to_string(&t)
         .unwrap()
