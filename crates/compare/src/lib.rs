@@ -326,30 +326,12 @@ fn like_for_like(arms: &[load::Arm]) -> Vec<String> {
     );
     // Open and closed loops measure different things: a closed loop leaves the server's stalls
     // out of its latency (coordinated omission), so the two do not compare.
-    let modes: Vec<(String, Vec<&str>)> = arms
-        .iter()
-        .map(|a| {
-            let mut m: Vec<&str> = a
-                .reps
-                .iter()
-                .flat_map(|r| r.loads.iter())
-                .map(|s| match s.mode {
-                    meshbench_formats::trafficgen::Mode::Open => "open",
-                    meshbench_formats::trafficgen::Mode::Closed => "closed",
-                })
-                .collect();
-            m.sort_unstable();
-            m.dedup();
-            (a.name.clone(), m)
+    if let Some(list) = differing_loads(arms, |s| {
+        Some(match s.mode {
+            meshbench_formats::trafficgen::Mode::Open => "open",
+            meshbench_formats::trafficgen::Mode::Closed => "closed",
         })
-        .filter(|(_, m)| !m.is_empty())
-        .collect();
-    if modes.iter().any(|(_, m)| m != &modes[0].1) || modes.iter().any(|(_, m)| m.len() > 1) {
-        let list = modes
-            .iter()
-            .map(|(a, m)| format!("{a} {}", m.join("+")))
-            .collect::<Vec<_>>()
-            .join(", ");
+    }) {
         warnings.push(format!(
             "load runs differ in loop ({list}): a closed loop leaves the server's stalls out of \
              its latency, so open- and closed-loop latency do not compare"
@@ -357,33 +339,12 @@ fn like_for_like(arms: &[load::Arm]) -> Vec<String> {
     }
     // Poisson arrivals come in bursts that queue, so their tail latency is higher than a
     // uniform schedule's at the same rate. Summaries before v1.1 do not say: left out.
-    let arrivals: Vec<(String, Vec<&str>)> = arms
-        .iter()
-        .map(|a| {
-            let mut m: Vec<&str> = a
-                .reps
-                .iter()
-                .flat_map(|r| r.loads.iter())
-                .filter_map(|s| s.arrival)
-                .map(|arrival| match arrival {
-                    meshbench_formats::trafficgen::Arrival::Uniform => "uniform",
-                    meshbench_formats::trafficgen::Arrival::Poisson => "poisson",
-                })
-                .collect();
-            m.sort_unstable();
-            m.dedup();
-            (a.name.clone(), m)
+    if let Some(list) = differing_loads(arms, |s| {
+        s.arrival.map(|arrival| match arrival {
+            meshbench_formats::trafficgen::Arrival::Uniform => "uniform",
+            meshbench_formats::trafficgen::Arrival::Poisson => "poisson",
         })
-        .filter(|(_, m)| !m.is_empty())
-        .collect();
-    if arrivals.iter().any(|(_, m)| m != &arrivals[0].1)
-        || arrivals.iter().any(|(_, m)| m.len() > 1)
-    {
-        let list = arrivals
-            .iter()
-            .map(|(a, m)| format!("{a} {}", m.join("+")))
-            .collect::<Vec<_>>()
-            .join(", ");
+    }) {
         warnings.push(format!(
             "load runs differ in arrivals ({list}): Poisson arrivals come in bursts that queue, \
              so their tail latency is higher than a uniform schedule's at the same rate, and \
@@ -391,6 +352,41 @@ fn like_for_like(arms: &[load::Arm]) -> Vec<String> {
         ));
     }
     warnings
+}
+
+/// The arms' load runs by a property (`label`; `None` where a summary does not say), as
+/// "linkerd open, istio closed", when they differ between arms or within one; `None` when all
+/// agree or none says.
+fn differing_loads(
+    arms: &[load::Arm],
+    label: impl Fn(&meshbench_formats::trafficgen::TrafficgenSummary) -> Option<&'static str>,
+) -> Option<String> {
+    let by_arm: Vec<(&str, Vec<&str>)> = arms
+        .iter()
+        .map(|a| {
+            let mut m: Vec<&str> = a
+                .reps
+                .iter()
+                .flat_map(|r| r.loads.iter())
+                .filter_map(&label)
+                .collect();
+            m.sort_unstable();
+            m.dedup();
+            (a.name.as_str(), m)
+        })
+        .filter(|(_, m)| !m.is_empty())
+        .collect();
+    let first = &by_arm.first()?.1;
+    by_arm
+        .iter()
+        .any(|(_, m)| m != first || m.len() > 1)
+        .then(|| {
+            by_arm
+                .iter()
+                .map(|(a, m)| format!("{a} {}", m.join("+")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
 }
 
 /// Warnings about load summaries whose numbers should not be published as the server's.
