@@ -337,23 +337,36 @@ impl Server {
 mod tests {
     use super::*;
 
-    #[test]
-    fn added_delays_are_the_configured_ones_not_rounded_up_to_a_timer_tick() {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    /// Starts a server with `config` on a loopback port, connects to it, runs `test` on the
+    /// connection, and shuts the server down.
+    fn with_connection<F, Fut>(config: Config, test: F)
+    where
+        F: FnOnce(tokio::net::TcpStream) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         runtime.block_on(async {
-            let config = Config {
-                response_size: 0,
-                delay: Delay::Exponential(Duration::from_millis(1)),
-                ..Config::default()
-            };
             let server = Server::start("127.0.0.1:0".parse().unwrap(), config)
                 .await
                 .unwrap();
-            let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+            let stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+            test(stream).await;
+            server.shutdown().await;
+        });
+    }
+
+    #[test]
+    fn added_delays_are_the_configured_ones_not_rounded_up_to_a_timer_tick() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let config = Config {
+            response_size: 0,
+            delay: Delay::Exponential(Duration::from_millis(1)),
+            ..Config::default()
+        };
+        with_connection(config, |mut stream| async move {
             stream.set_nodelay(true).unwrap();
             let n = 200u32;
             let mut total = Duration::ZERO;
@@ -382,7 +395,6 @@ mod tests {
                 (Duration::from_micros(700)..Duration::from_micros(1500)).contains(&mean),
                 "mean answer time {mean:?}"
             );
-            server.shutdown().await;
         });
     }
 
@@ -412,19 +424,11 @@ mod tests {
     #[test]
     fn a_connection_closes_after_keepalive_requests_answers() {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let config = Config {
-                keepalive_requests: Some(2),
-                ..Config::default()
-            };
-            let server = Server::start("127.0.0.1:0".parse().unwrap(), config)
-                .await
-                .unwrap();
-            let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+        let config = Config {
+            keepalive_requests: Some(2),
+            ..Config::default()
+        };
+        with_connection(config, |mut stream| async move {
             // Three requests in one write: the second answer closes the connection.
             let request = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(3);
             stream.write_all(request.as_bytes()).await.unwrap();
@@ -438,7 +442,6 @@ mod tests {
             assert_eq!(answers.matches("connection: close").count(), 1, "{answers}");
             let second = answers.rfind("http/1.1 200").unwrap();
             assert!(answers[second..].contains("connection: close"), "{answers}");
-            server.shutdown().await;
         });
     }
 }
