@@ -47,7 +47,7 @@ import json, os, platform, statistics, subprocess, sys, datetime
 out = sys.argv[1]
 
 sys.path.insert(0, "scripts")
-from harness import interval
+from harness import interval, verdict
 
 def load(name):
     return {r["label"]: r for r in map(json.loads, open(os.path.join(out, name)))}
@@ -70,12 +70,9 @@ print(f"| rows per second | {tp/1e6:.1f} M | {py/1e3:.0f} k | |")
 paired = [p / q for q, p in zip(t["top-parse"]["walls_s"], t["python"]["walls_s"])]
 low, high = interval(paired)
 median = statistics.median(paired)
-verdict = ("met" if low >= 100 else
-           "met at the median, not shown (the interval reaches below 100x)" if median >= 100 else
-           "**not met**")
 print(f"| speed-up, ratio of the medians | {tp/py:.0f}x | 1x | |")
 print(f"| speed-up, median of the paired rounds (95% bootstrap interval) | "
-      f"**{median:.0f}x** ({low:.0f}-{high:.0f}x) | | >= 100x: {verdict} |")
+      f"**{median:.0f}x** ({low:.0f}-{high:.0f}x) | | >= 100x: {verdict(median, low, high, 100, True)} |")
 print(f"| peak RSS, 800,000 rows | {mb(t['top-parse']['peak_rss_bytes']):.1f} MB | {mb(t['python']['peak_rss_bytes']):.0f} MB | |")
 print(f"| peak RSS, 400,000 rows / 4,000,000 rows | {mb(m['rows-400k']['peak_rss_bytes']):.1f} MB / {mb(m['rows-4m']['peak_rss_bytes']):.1f} MB | | < 20 MB, flat: {ok(m['rows-400k']['peak_rss_bytes'] < 20e6 and m['rows-4m']['peak_rss_bytes'] < 1.5 * m['rows-400k']['peak_rss_bytes'])} |")
 print(f"| peak RSS and wall, the 400,000-row table twice in one file (two tables) | {mb(m['appended-800k']['peak_rss_bytes']):.1f} MB, {m['appended-800k']['median_s']*1e3:.1f} ms | | flat: {ok(m['appended-800k']['peak_rss_bytes'] < 1.5 * m['rows-400k']['peak_rss_bytes'])} |")

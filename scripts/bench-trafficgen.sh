@@ -76,7 +76,7 @@ import json, os, sys, statistics, datetime, subprocess, platform
 out, seconds = sys.argv[1], float(sys.argv[2])
 
 sys.path.insert(0, "scripts")
-from harness import interval
+from harness import interval, verdict
 
 rows = {}
 for line in open(os.path.join(out, "closed.tsv")):
@@ -107,15 +107,10 @@ print()
 paired = [(t[0] / w[0], (t[1] / t[0]) / (w[1] / w[0])) for w, t in zip(rows["wrk"], rows["trafficgen"])]
 (rps_low, rps_high), (cpu_low, cpu_high) = interval([a for a, _ in paired]), interval([b for _, b in paired])
 rps_med, cpu_med = statistics.median(a for a, _ in paired), statistics.median(b for _, b in paired)
-def verdict(median, low, high, at_least):
-    shown, at_median = (low >= 1.0, median >= 1.0) if at_least else (high <= 1.0, median <= 1.0)
-    if shown:
-        return "met"
-    return "met at the median, not shown (the interval crosses 1.0)" if at_median else "**not met**"
 print(f"- trafficgen / wrk, median of the paired rounds: requests per second **{rps_med:.3f}x** "
       f"(95% bootstrap interval {rps_low:.3f}-{rps_high:.3f}; target >= 1.0x: "
-      f"{verdict(rps_med, rps_low, rps_high, True)}); CPU per request **{cpu_med:.3f}x** wrk's "
-      f"({cpu_low:.3f}-{cpu_high:.3f}; target <= 1.0x: {verdict(cpu_med, cpu_low, cpu_high, False)}).")
+      f"{verdict(rps_med, rps_low, rps_high, 1, True)}); CPU per request **{cpu_med:.3f}x** wrk's "
+      f"({cpu_low:.3f}-{cpu_high:.3f}; target <= 1.0x: {verdict(cpu_med, cpu_low, cpu_high, 1, False)}).")
 print(f"- Per round (requests/s ratio / CPU-per-request ratio): "
       f"{', '.join(f'{a:.2f}/{b:.2f}' for a, b in paired)}. Ratio of the medians in the table: "
       f"{rps['trafficgen']/rps['wrk']:.2f}x / {cpu['trafficgen']/cpu['wrk']:.2f}x. "

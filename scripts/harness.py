@@ -33,6 +33,18 @@ def interval(ratios, resamples=10000):
     return medians[int(0.025 * resamples)], medians[int(0.975 * resamples) - 1]
 
 
+def verdict(median, low, high, target, at_least):
+    """Whether a target on the median of paired ratios is met: "met" only when the whole
+    interval clears it, for a target the ratio must reach (`at_least`) or stay under."""
+    shown, at_median = ((low >= target, median >= target) if at_least
+                        else (high <= target, median <= target))
+    if shown:
+        return "met"
+    if at_median:
+        return f"met at the median, not shown (the interval crosses {target:g}x)"
+    return "**not met**"
+
+
 def run_once(cmd):
     with open(os.devnull, "wb") as devnull:
         start = time.perf_counter()
