@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use meshbench_cli::{Failure, LogArgs, Output};
 use meshbench_formats::comparison::{COMPARISON, Comparison, ComparisonRow, Delta, METRICS};
+use meshbench_formats::trafficgen::Arrival;
 
 pub mod gate;
 pub mod load;
@@ -326,12 +327,7 @@ fn like_for_like(arms: &[load::Arm]) -> Vec<String> {
     );
     // Open and closed loops measure different things: a closed loop leaves the server's stalls
     // out of its latency (coordinated omission), so the two do not compare.
-    if let Some(list) = differing_loads(arms, |s| {
-        Some(match s.mode {
-            meshbench_formats::trafficgen::Mode::Open => "open",
-            meshbench_formats::trafficgen::Mode::Closed => "closed",
-        })
-    }) {
+    if let Some(list) = differing_loads(arms, |s| Some(s.mode.name())) {
         warnings.push(format!(
             "load runs differ in loop ({list}): a closed loop leaves the server's stalls out of \
              its latency, so open- and closed-loop latency do not compare"
@@ -339,12 +335,7 @@ fn like_for_like(arms: &[load::Arm]) -> Vec<String> {
     }
     // Poisson arrivals come in bursts that queue, so their tail latency is higher than a
     // uniform schedule's at the same rate. Summaries before v1.1 do not say: left out.
-    if let Some(list) = differing_loads(arms, |s| {
-        s.arrival.map(|arrival| match arrival {
-            meshbench_formats::trafficgen::Arrival::Uniform => "uniform",
-            meshbench_formats::trafficgen::Arrival::Poisson => "poisson",
-        })
-    }) {
+    if let Some(list) = differing_loads(arms, |s| s.arrival.map(Arrival::name)) {
         warnings.push(format!(
             "load runs differ in arrivals ({list}): Poisson arrivals come in bursts that queue, \
              so their tail latency is higher than a uniform schedule's at the same rate, and \

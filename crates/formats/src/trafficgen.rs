@@ -33,6 +33,16 @@ pub enum Mode {
     Closed,
 }
 
+impl Mode {
+    /// The name the summary gives it: `open` or `closed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Open => "open",
+            Mode::Closed => "closed",
+        }
+    }
+}
+
 /// Every scheduled request is accounted for:
 /// `scheduled = completed + errors + unsent + in_flight`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +318,16 @@ pub enum Arrival {
     Uniform,
     /// A Poisson process: exponential gaps, from a seeded generator.
     Poisson,
+}
+
+impl Arrival {
+    /// The name the summary gives it: `uniform` or `poisson`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arrival::Uniform => "uniform",
+            Arrival::Poisson => "poisson",
+        }
+    }
 }
 
 /// CPU time per request over several summaries. Each one's CPU time was shared over all the

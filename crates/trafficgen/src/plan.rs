@@ -25,6 +25,15 @@ pub enum Arrival {
     Poisson,
 }
 
+impl From<Arrival> for meshbench_formats::trafficgen::Arrival {
+    fn from(a: Arrival) -> Self {
+        match a {
+            Arrival::Uniform => Self::Uniform,
+            Arrival::Poisson => Self::Poisson,
+        }
+    }
+}
+
 /// Load flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {

@@ -357,10 +357,7 @@ pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Err
         mode: plan.mode,
         connections: plan.connections,
         rate_target: plan.rate,
-        arrival: (plan.mode == Mode::Open).then_some(match plan.arrival {
-            crate::plan::Arrival::Uniform => Arrival::Uniform,
-            crate::plan::Arrival::Poisson => Arrival::Poisson,
-        }),
+        arrival: (plan.mode == Mode::Open).then_some(plan.arrival.into()),
         seed: (plan.mode == Mode::Open && plan.arrival == crate::plan::Arrival::Poisson)
             .then_some(plan.seed),
         rate_achieved,
@@ -480,6 +477,13 @@ pub(crate) fn percentile_text(h: &Histogram<u64>) -> String {
 
 /// The progress line after `elapsed` measured seconds: elapsed and remaining time, the last
 /// second's answers, errors so far and the last second's p99.
+/// `, Ns left` of a planned duration after `elapsed` seconds (nothing after the end).
+fn left(planned: Option<Duration>, elapsed: u64) -> String {
+    planned
+        .map(|p| format!(", {}s left", p.as_secs().saturating_sub(elapsed)))
+        .unwrap_or_default()
+}
+
 /// The progress line before any measured second has ended.
 fn waiting_line(
     now: std::time::Instant,
@@ -492,10 +496,7 @@ fn waiting_line(
         let secs = to_go.as_secs() + u64::from(to_go.subsec_nanos() > 0);
         return format!("warming up (not measured), {secs}s left");
     }
-    let left = planned
-        .map(|p| format!(", {}s left", p.as_secs()))
-        .unwrap_or_default();
-    format!("0s elapsed{left}")
+    format!("0s elapsed{}", left(planned, 0))
 }
 
 fn progress_line(
@@ -506,11 +507,9 @@ fn progress_line(
     p99_us: Option<u64>,
 ) -> String {
     // The last, partial second is reported after the planned end: nothing is left then.
-    let left = planned
-        .map(|p| format!(", {}s left", p.as_secs().saturating_sub(elapsed)))
-        .unwrap_or_default();
     format!(
-        "{elapsed}s elapsed{left}  {} answers/s  {} errors  p99 {}",
+        "{elapsed}s elapsed{}  {} answers/s  {} errors  p99 {}",
+        left(planned, elapsed),
         group(answers),
         group(errors),
         p99_us.map_or_else(|| "-".to_owned(), micros),
@@ -529,10 +528,7 @@ pub(crate) fn text(s: &TrafficgenSummary) -> String {
         group(r.scheduled),
         s.duration_s,
         s.target,
-        match s.mode {
-            Mode::Open => "open",
-            Mode::Closed => "closed",
-        },
+        s.mode.name(),
         s.connections,
         if s.connections == 1 { "" } else { "s" }
     );
