@@ -272,7 +272,9 @@ impl Failure for Error {
 const DEFAULT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Flags that only `--from-cluster` reads, named when given without it. (clap's `requires`
-/// cannot say this: it counts `--from-cluster`'s implicit `false` as given.)
+/// cannot say this: it skips a requirement whose target conflicts with an argument given, and
+/// `--from-cluster` conflicts with the inputs, so `top-parse -A FILE` passed; with stdin alone
+/// it was enforced.)
 fn cluster_flags_without_cluster(args: &Args) -> Result<()> {
     if args.from_cluster {
         return Ok(());
