@@ -1433,19 +1433,25 @@ mod tests {
             "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "nginx", "image": "nginx:1.27"}]}}}})
     }
 
-    #[test]
-    fn a_deployment_becomes_ready_pods_on_workers() {
-        let cluster = Arc::new(Cluster::new(scenario("")).unwrap());
+    /// A cluster of `scenario(extra)`, the deployments' resource type, and a simulator of it.
+    fn simulated(extra: &str) -> (Arc<Cluster>, ResourceType, Simulator) {
+        let cluster = Arc::new(Cluster::new(scenario(extra)).unwrap());
         let deploys = cluster
             .lock()
             .registry
             .by_path("apps", "v1", "deployments")
             .unwrap()
             .clone();
+        let sim = Simulator::new(Arc::clone(&cluster));
+        (cluster, deploys, sim)
+    }
+
+    #[test]
+    fn a_deployment_becomes_ready_pods_on_workers() {
+        let (cluster, deploys, mut sim) = simulated("");
         cluster
             .create(&deploys, "default", deployment("web", "default", 4))
             .unwrap();
-        let mut sim = Simulator::new(Arc::clone(&cluster));
         assert_eq!(sim.reconcile(Instant::now()), None);
         let store = cluster.lock();
         let d = store.get(&deploys, "default", "web").unwrap();
@@ -1463,17 +1469,9 @@ mod tests {
 
     #[test]
     fn injection_waits_for_the_injector() {
-        let cluster = Arc::new(Cluster::new(scenario(
+        let (cluster, deploys, mut sim) = simulated(
             "bootstrap: |\n  apiVersion: v1\n  kind: Namespace\n  metadata: {name: app, annotations: {linkerd.io/inject: enabled}}\n  ---\n  apiVersion: v1\n  kind: Namespace\n  metadata: {name: linkerd}\n",
-        ))
-        .unwrap());
-        let deploys = cluster
-            .lock()
-            .registry
-            .by_path("apps", "v1", "deployments")
-            .unwrap()
-            .clone();
-        let mut sim = Simulator::new(Arc::clone(&cluster));
+        );
         cluster
             .create(&deploys, "app", deployment("early", "app", 1))
             .unwrap();
@@ -1505,17 +1503,10 @@ mod tests {
     fn delays_are_planned_and_reproducible() {
         let extra = "timing:\n  pull: {mean: 10s, jitter: 2s}\n";
         let names = || {
-            let cluster = Arc::new(Cluster::new(scenario(extra)).unwrap());
-            let deploys = cluster
-                .lock()
-                .registry
-                .by_path("apps", "v1", "deployments")
-                .unwrap()
-                .clone();
+            let (cluster, deploys, mut sim) = simulated(extra);
             cluster
                 .create(&deploys, "default", deployment("web", "default", 3))
                 .unwrap();
-            let mut sim = Simulator::new(Arc::clone(&cluster));
             let now = Instant::now();
             let wake = sim.reconcile(now).unwrap();
             assert!(wake >= now + Duration::from_secs(8) && wake <= now + Duration::from_secs(12));
