@@ -241,18 +241,26 @@ pub enum SummaryError {
 /// message), then the fields, then every histogram, so that a damaged one is named here rather
 /// than failing later in a merge.
 pub fn read_summary(text: &str) -> Result<TrafficgenSummary, SummaryError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| SummaryError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e.to_string(),
-    })?;
-    let schema = value
-        .get("schema")
-        .and_then(serde_json::Value::as_str)
-        .ok_or(SummaryError::NoSchema)?;
-    TRAFFICGEN.check(schema)?;
-    // Read again from the text, so that a field of the wrong type is named with its line.
-    let summary: TrafficgenSummary = crate::from_json_text(text)?;
+    // A summary that reads is parsed once; only a document that does not is parsed again, as
+    // plain JSON, to say whether it is JSON at all and which schema it names.
+    let summary: TrafficgenSummary = match crate::from_json_text(text) {
+        Ok(summary) => summary,
+        Err(shape) => {
+            let value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| SummaryError::Json {
+                    line: e.line(),
+                    column: e.column(),
+                    message: e.to_string(),
+                })?;
+            let schema = value
+                .get("schema")
+                .and_then(serde_json::Value::as_str)
+                .ok_or(SummaryError::NoSchema)?;
+            TRAFFICGEN.check(schema)?;
+            return Err(shape.into());
+        }
+    };
+    TRAFFICGEN.check(&summary.schema)?;
     let fields = [
         ("histogram", Some(&summary.histogram)),
         (
@@ -582,6 +590,41 @@ mod tests {
             Some((1, 3))
         );
         assert_eq!(shared_poisson_seed(&[uniform.clone(), uniform]), None);
+    }
+
+    #[test]
+    fn a_document_that_is_not_a_summary_is_told_what_it_is() {
+        let good = serde_json::to_value(summary(&[100], 1)).unwrap();
+        let with = |field: &str, value: serde_json::Value| {
+            let mut doc = good.clone();
+            doc.as_object_mut().unwrap().insert(field.into(), value);
+            doc.to_string()
+        };
+        assert!(matches!(
+            read_summary("{\"schema\": 1,"),
+            Err(SummaryError::Json { line: 1, .. })
+        ));
+        assert!(matches!(
+            read_summary(&format!("{good} {{}}")),
+            Err(SummaryError::Json { .. })
+        ));
+        assert!(matches!(
+            read_summary(&with("schema", 5.into())),
+            Err(SummaryError::NoSchema)
+        ));
+        // A newer major version is a schema error, whether or not its fields still fit.
+        for doc in [
+            with("schema", "meshbench/trafficgen/v2".into()),
+            r#"{"schema": "meshbench/trafficgen/v2"}"#.to_owned(),
+        ] {
+            assert!(
+                matches!(read_summary(&doc), Err(SummaryError::Schema(_))),
+                "{doc}"
+            );
+        }
+        let e = read_summary(&with("connections", "fifty".into())).unwrap_err();
+        assert!(matches!(&e, SummaryError::Shape(s) if s.path.as_deref() == Some("connections")));
+        assert!(read_summary(&good.to_string()).is_ok());
     }
 
     #[test]
