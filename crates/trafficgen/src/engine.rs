@@ -387,8 +387,6 @@ async fn reachable(plan: &Plan, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr
     Ok(good)
 }
 
-/// Runs the plan; `hlog` receives the interval log as the run goes; `progress` shows a
-/// progress line on stderr if it is a terminal.
 /// Open files a run needs besides its connections: stdio, output files, each load thread's
 /// epoll and wake-up descriptors, the preflight's connections, name resolution.
 const OTHER_FILES: u64 = 64;
@@ -415,6 +413,8 @@ fn open_file_room(connections: u32) -> Result<(), Error> {
     })
 }
 
+/// Runs the plan; `hlog` receives the interval log as the run goes; `progress` shows a
+/// progress line on stderr if it is a terminal.
 pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<Outcome, Error> {
     let began = Instant::now();
     open_file_room(plan.connections)?;

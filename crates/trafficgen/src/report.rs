@@ -475,8 +475,6 @@ pub(crate) fn percentile_text(h: &Histogram<u64>) -> String {
     text
 }
 
-/// The progress line after `elapsed` measured seconds: elapsed and remaining time, the last
-/// second's answers, errors so far and the last second's p99.
 /// `, Ns left` of a planned duration after `elapsed` seconds (nothing after the end).
 fn left(planned: Option<Duration>, elapsed: u64) -> String {
     planned
@@ -499,6 +497,8 @@ fn waiting_line(
     format!("0s elapsed{}", left(planned, 0))
 }
 
+/// The progress line after `elapsed` measured seconds: elapsed and remaining time, the last
+/// second's answers, errors so far and the last second's p99.
 fn progress_line(
     elapsed: u64,
     planned: Option<Duration>,
