@@ -544,6 +544,7 @@ pub fn run(args: Args) -> Result<()> {
         input: String::new(),
     };
     if args.from_cluster {
+        let interval = args.interval.unwrap_or(DEFAULT_INTERVAL);
         let opts = live::LiveOptions {
             kubeconfig: args.kubeconfig,
             context: args.context,
@@ -552,12 +553,10 @@ pub fn run(args: Args) -> Result<()> {
             containers: args.containers,
             nodes: args.nodes,
             selector: args.selector,
-            interval: args.interval.unwrap_or(DEFAULT_INTERVAL),
+            interval,
             samples: match (args.samples, args.duration) {
                 (Some(n), _) => n,
-                (None, Some(d)) => {
-                    live::LiveOptions::samples_for(d, args.interval.unwrap_or(DEFAULT_INTERVAL))
-                }
+                (None, Some(d)) => live::LiveOptions::samples_for(d, interval),
                 (None, None) => 1,
             },
             run: opts.labels.run,
