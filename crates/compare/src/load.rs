@@ -190,9 +190,10 @@ fn json(path: &Path, text: &str, rep: &mut Repetition) -> Result<(), Error> {
         bad(
             path,
             format!(
-                "invalid JSON at line {}, column {}: {e}",
+                "invalid JSON at line {}, column {}: {}",
                 e.line(),
-                e.column()
+                e.column(),
+                meshbench_formats::json_message(&e)
             ),
         )
     })?;

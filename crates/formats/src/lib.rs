@@ -41,18 +41,11 @@ pub fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, S
     let value: T = serde_path_to_error::deserialize(&mut json).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let (line, column) = (inner.line(), inner.column());
-        let full = inner.to_string();
-        // serde_json ends its message with the position, which is given on its own here.
-        let message = full
-            .strip_suffix(&format!(" at line {line} column {column}"))
-            .unwrap_or(&full)
-            .to_owned();
         ShapeError {
             path: (path != ".").then_some(path),
-            line,
-            column,
-            message,
+            line: inner.line(),
+            column: inner.column(),
+            message: json_message(&inner),
         }
     })?;
     json.end().map_err(|e| ShapeError {
@@ -62,6 +55,15 @@ pub fn from_json_text<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, S
         message: "more after the end of the document".to_owned(),
     })?;
     Ok(value)
+}
+
+/// serde_json's message without the position it ends with, for errors that give the line and
+/// column on their own.
+pub fn json_message(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    full.strip_suffix(&format!(" at line {} column {}", e.line(), e.column()))
+        .unwrap_or(&full)
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -250,7 +250,7 @@ pub fn read_summary(text: &str) -> Result<TrafficgenSummary, SummaryError> {
                 serde_json::from_str(text).map_err(|e| SummaryError::Json {
                     line: e.line(),
                     column: e.column(),
-                    message: e.to_string(),
+                    message: crate::json_message(&e),
                 })?;
             let schema = value
                 .get("schema")
@@ -604,6 +604,11 @@ mod tests {
             read_summary("{\"schema\": 1,"),
             Err(SummaryError::Json { line: 1, .. })
         ));
+        // The position is said once, not again at the end of serde's message.
+        assert_eq!(
+            read_summary("").unwrap_err().to_string(),
+            "not JSON (line 1, column 0): EOF while parsing a value"
+        );
         assert!(matches!(
             read_summary(&format!("{good} {{}}")),
             Err(SummaryError::Json { .. })
