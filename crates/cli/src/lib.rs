@@ -12,8 +12,12 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
 
 /// Buffer size for inputs and outputs: large enough that syscalls do not show in profiles.
 const BUFFER: usize = 256 * 1024;
@@ -37,13 +41,65 @@ impl Input {
     /// Opens the input for buffered reading. The reader may move to another thread (top-parse's
     /// workers take turns reading), so stdin is locked per read, not held.
     pub fn open(&self) -> io::Result<Box<dyn BufRead + Send>> {
+        self.open_watched().map(|(reader, _)| reader)
+    }
+
+    /// [`Input::open`], and a [`Readiness`] that tells when a read from it would wait: for
+    /// tools that should hand on what they have before waiting on a pipe.
+    pub fn open_watched(&self) -> io::Result<(Box<dyn BufRead + Send>, Readiness)> {
         Ok(match self {
             Input::Stdin => {
-                widen_pipe(&io::stdin());
-                Box::new(BufReader::with_capacity(BUFFER, io::stdin()))
+                let stdin = io::stdin();
+                widen_pipe(&stdin);
+                let readiness = Readiness::of(File::from(stdin.as_fd().try_clone_to_owned()?))?;
+                (Box::new(BufReader::with_capacity(BUFFER, stdin)), readiness)
             }
-            Input::File(path) => Box::new(BufReader::with_capacity(BUFFER, File::open(path)?)),
+            Input::File(path) => {
+                let file = File::open(path)?;
+                let readiness = Readiness::of(file.try_clone()?)?;
+                (Box::new(BufReader::with_capacity(BUFFER, file)), readiness)
+            }
         })
+    }
+}
+
+/// Whether a read from an input would wait for its writer. A pipe, a terminal or a socket can
+/// make a reader wait (a sampling loop piped in sends a table, then nothing for 15 s); a regular
+/// file never does.
+#[derive(Debug)]
+pub struct Readiness(Option<OwnedFd>);
+
+impl Readiness {
+    /// For an input that never waits: a regular file, or bytes in memory.
+    pub fn always() -> Readiness {
+        Readiness(None)
+    }
+
+    /// Watches `file` (another handle on the input) if it is something a read can wait on.
+    fn of(file: File) -> io::Result<Readiness> {
+        Ok(if file.metadata()?.is_file() {
+            Readiness(None)
+        } else {
+            Readiness(Some(OwnedFd::from(file)))
+        })
+    }
+
+    /// Whether the input may keep a reader waiting (a pipe, a terminal or a socket).
+    pub fn may_wait(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Whether a read returns within `wait`: data is there or comes in that time, the input
+    /// ends, or it fails (for the read to report). At once for an input that never waits;
+    /// otherwise as soon as the input is readable, or after `wait` (at most about 24 days).
+    pub fn ready_within(&self, wait: Duration) -> bool {
+        let Some(fd) = &self.0 else {
+            return true;
+        };
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
+        // If poll itself fails, the read that follows finds out what is wrong.
+        nix::poll::poll(&mut fds, timeout).map_or(true, |n| n > 0)
     }
 }
 
@@ -53,7 +109,6 @@ impl Input {
 fn widen_pipe(stdin: &io::Stdin) {
     #[cfg(target_os = "linux")]
     {
-        use std::os::fd::AsFd as _;
         let _ = nix::fcntl::fcntl(stdin.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
     }
     #[cfg(not(target_os = "linux"))]
@@ -321,6 +376,38 @@ fn message(tool: &str, chain: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readiness_tells_a_silent_pipe_from_one_with_data_an_ended_one_and_a_file() {
+        let (reader, mut writer) = io::pipe().unwrap();
+        let pipe = Readiness::of(File::from(OwnedFd::from(reader))).unwrap();
+        assert!(pipe.may_wait());
+        assert!(!pipe.ready_within(Duration::ZERO));
+        assert!(!pipe.ready_within(Duration::from_millis(5)));
+        // Data that comes while it waits ends the wait.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            writer.write_all(b"row\n").unwrap();
+            writer
+        });
+        let started = std::time::Instant::now();
+        assert!(pipe.ready_within(Duration::from_secs(10)));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Still ready while the row is unread, the writer still there.
+        let _writer = late.join().unwrap();
+        assert!(pipe.ready_within(Duration::ZERO));
+
+        // A pipe whose writer is gone is ready: the read returns its end.
+        let (reader, writer) = io::pipe().unwrap();
+        drop(writer);
+        let ended = Readiness::of(File::from(OwnedFd::from(reader))).unwrap();
+        assert!(ended.ready_within(Duration::ZERO));
+
+        let file = Readiness::of(tempfile::tempfile().unwrap()).unwrap();
+        assert!(!file.may_wait());
+        assert!(file.ready_within(Duration::ZERO));
+        assert!(Readiness::always().ready_within(Duration::MAX));
+    }
 
     #[test]
     fn libraries_log_only_when_asked() {

@@ -378,6 +378,17 @@ impl<W: Write> UsageWriter<W> {
         Ok(())
     }
 
+    /// Hands the rows written so far to the output and flushes it, for a caller about to wait
+    /// (on a pipe fed by a sampling loop, or between samples) so that rows do not sit in buffers
+    /// meanwhile. In JSON the document is closed only by [`UsageWriter::finish`].
+    pub fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        self.out.flush()
+    }
+
     /// Appends `run,timestamp,`: the same for most rows, so it is formatted once and reused.
     fn push_prefix(&mut self, run: &str, timestamp: Option<Timestamp>) {
         match &self.prefix {

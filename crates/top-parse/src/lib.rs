@@ -9,7 +9,7 @@ use std::io::{self, BufRead};
 
 use clap::Parser;
 use jiff::Timestamp;
-use meshbench_cli::{Failure, Input, LogArgs, Output};
+use meshbench_cli::{Failure, Input, LogArgs, Output, Readiness};
 use meshbench_formats::usage::{
     Fragment, NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter,
 };
@@ -349,6 +349,12 @@ pub trait RowSink {
         let _ = (kind, fragment);
         unreachable!("fragments are only delivered to sinks that ask for them")
     }
+
+    /// Called before the input is waited on (a pipe with nothing more to read yet, or the
+    /// interval between live samples): rows held in buffers should go out now.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl<F: FnMut(Row<'_>) -> Result<()>> RowSink for F {
@@ -376,7 +382,20 @@ pub struct InputReport {
 /// Parses one input, whatever its kind, calling `emit` for each row in input order.
 pub fn parse_input(
     name: &str,
+    input: impl BufRead + Send,
+    opts: &ParseOptions,
+    sink: &mut dyn RowSink,
+) -> Result<InputReport> {
+    parse_watched_input(name, input, &Readiness::always(), opts, sink)
+}
+
+/// [`parse_input`] for an input that may keep the reader waiting (a pipe): before each read that
+/// would wait, the rows so far go to the sink and [`RowSink::flush`] is called, so that a
+/// sampling loop's rows come out table by table.
+pub fn parse_watched_input(
+    name: &str,
     mut input: impl BufRead + Send,
+    readiness: &Readiness,
     opts: &ParseOptions,
     sink: &mut dyn RowSink,
 ) -> Result<InputReport> {
@@ -441,6 +460,7 @@ pub fn parse_input(
                 skip_bad_lines: opts.skip_bad_lines,
                 labels: &opts.labels,
                 chunk: text::CHUNK,
+                readiness,
             };
             let trimmed = first.strip_suffix(b"\n").unwrap_or(&first);
             let report = text::parse(&text_opts, trimmed, line_no, input, sink)?;
@@ -510,6 +530,13 @@ impl RowSink for OutputSink {
     fn fragment(&mut self, kind: UsageKind, fragment: &Fragment) -> Result<()> {
         self.writer(kind)?.append(fragment).map_err(Error::Write)
     }
+
+    fn flush(&mut self) -> Result<()> {
+        match &mut self.writer {
+            Some(w) => w.flush().map_err(Error::Write),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Runs top-parse: every input, in order, into one output.
@@ -576,11 +603,11 @@ pub fn run(args: Args) -> Result<()> {
     for arg in &inputs {
         let input = Input::from_arg(arg);
         sink.input = input.to_string();
-        let reader = input.open().map_err(|source| Error::Read {
+        let (reader, readiness) = input.open_watched().map_err(|source| Error::Read {
             input: sink.input.clone(),
             source,
         })?;
-        let report = parse_input(&input.to_string(), reader, &opts, &mut sink)?;
+        let report = parse_watched_input(&input.to_string(), reader, &readiness, &opts, &mut sink)?;
         // An input without rows still fixes the kind of the output.
         sink.writer(report.kind)?;
         skipped += report.skipped;

@@ -376,6 +376,8 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                 bar.set_message(format!("{every}, {written} rows"));
                 bar.inc(1);
             }
+            // Each sample's rows go out before the wait for the next, not at the end of the run.
+            sink.flush()?;
         }
         if let Some(bar) = progress {
             bar.finish_and_clear();

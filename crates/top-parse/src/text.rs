@@ -15,6 +15,7 @@
 use std::io::BufRead;
 
 use jiff::Timestamp;
+use meshbench_cli::Readiness;
 use meshbench_formats::Quantity;
 use meshbench_formats::usage::{
     Cpu, CsvPrefix, Fragment, NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter,
@@ -371,6 +372,8 @@ pub(crate) struct TextOptions<'a> {
     /// Bytes per chunk for the workers ([`CHUNK`]; tests make it small, so that tables a few
     /// lines long take every path of the parallel reader).
     pub chunk: usize,
+    /// Whether a read would wait (a pipe): rows go out before it does.
+    pub readiness: &'a Readiness,
 }
 
 /// Messages kubectl prints on stderr that end up in files through `2>&1`.
@@ -607,6 +610,29 @@ impl<'o> Table<'o> {
     }
 }
 
+/// Where a chunk read by [`read_chunk`] ends.
+struct ChunkEnd {
+    /// The end of its complete lines.
+    complete: usize,
+    /// The input has ended.
+    ended: bool,
+    /// The writer of a pipe paused: nothing came for [`PAUSE`] after these lines.
+    paused: bool,
+}
+
+/// How long a pipe's writer may stay silent before the lines read so far are taken as they are,
+/// rather than read on into a full chunk: far longer than a writer such as `cat` takes to refill
+/// a pipe, far shorter than the interval of a loop sampling `kubectl top`.
+const PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Before a read that would wait on the input, the rows so far go out.
+fn flush_before_waiting(opts: &TextOptions<'_>, sink: &mut dyn RowSink) -> Result<(), Error> {
+    if !opts.readiness.ready_within(std::time::Duration::ZERO) {
+        sink.flush()?;
+    }
+    Ok(())
+}
+
 /// The longest line a table may have. kubectl's lines are a few hundred bytes; a longer one is
 /// something else, and reading on would hold all of it in memory.
 const MAX_LINE: usize = 1 << 20;
@@ -615,13 +641,16 @@ const MAX_LINE: usize = 1 << 20;
 /// for the next call: returns where the complete lines end (everything, at the end of input),
 /// and whether the input has ended. `buf` grows when one line is longer than it, up to
 /// [`MAX_LINE`]; `line_no` is the number of the line before the partial one, for that error.
+/// The chunk ends early, with the complete lines read so far, when the writer of a pipe pauses
+/// (see [`ChunkEnd::paused`]).
 fn read_chunk(
     input: &mut impl BufRead,
     buf: &mut Vec<u8>,
     filled: &mut usize,
-    name: &str,
+    opts: &TextOptions<'_>,
     line_no: u64,
-) -> Result<(usize, bool), Error> {
+) -> Result<ChunkEnd, Error> {
+    let name = opts.name;
     loop {
         if *filled == buf.len() {
             if *filled > MAX_LINE {
@@ -652,15 +681,35 @@ fn read_chunk(
         };
         *filled += read;
         if read == 0 {
-            return Ok((*filled, true));
+            return Ok(ChunkEnd {
+                complete: *filled,
+                ended: true,
+                paused: false,
+            });
         }
         // A pipe gives at most its buffer (64 KiB) per read: read on until the chunk is at least
-        // half full, so that a chunk from a pipe is as large as one from a file.
+        // half full, so that a chunk from a pipe is as large as one from a file; but not when
+        // the writer has nothing more yet (a sampling loop between tables), so that the lines
+        // read so far are not held back until it does.
         if *filled < buf.len() / 2 {
+            if opts.readiness.may_wait()
+                && let Some(i) = memchr::memrchr(b'\n', &buf[..*filled])
+                && !opts.readiness.ready_within(PAUSE)
+            {
+                return Ok(ChunkEnd {
+                    complete: i + 1,
+                    ended: false,
+                    paused: true,
+                });
+            }
             continue;
         }
         if let Some(i) = memchr::memrchr(b'\n', &buf[..*filled]) {
-            return Ok((i + 1, false));
+            return Ok(ChunkEnd {
+                complete: i + 1,
+                ended: false,
+                paused: false,
+            });
         }
     }
 }
@@ -737,20 +786,27 @@ pub(crate) const CHUNK: usize = 1 << 20;
 #[cfg(fuzzing)]
 pub(crate) const CHUNK: usize = 64;
 
-/// Calls `each` with every line of `input`, scanning large chunks in place rather than copying
-/// line by line. Memory: the chunk, or the longest line.
+/// Hands every line of `input` after `line_no` to `table`, and its rows to `sink`, one at a time,
+/// scanning large chunks in place rather than copying line by line. Memory: the chunk, or the
+/// longest line.
 fn for_each_line(
     mut input: impl BufRead,
     mut line_no: u64,
-    mut each: impl FnMut(u64, &str) -> Result<(), Error>,
-    name: &str,
+    table: &mut Table<'_>,
+    sink: &mut dyn RowSink,
 ) -> Result<(), Error> {
+    let opts = table.opts;
     let mut buf = vec![0u8; CHUNK];
     let mut filled = 0;
     loop {
-        let (complete, ended) = read_chunk(&mut input, &mut buf, &mut filled, name, line_no)?;
-        line_no = lines_in(&buf[..complete], line_no, name, |no, line, _| {
-            each(no, line).map(|()| true)
+        flush_before_waiting(opts, sink)?;
+        let ChunkEnd {
+            complete, ended, ..
+        } = read_chunk(&mut input, &mut buf, &mut filled, opts, line_no)?;
+        line_no = lines_in(&buf[..complete], line_no, opts.name, |no, line, _| {
+            table
+                .line(no, line, &mut |row| sink.row(row))
+                .map(|()| true)
         })?;
         if ended {
             return Ok(());
@@ -899,6 +955,9 @@ struct Reading<R> {
     /// A worker stopped at a `--sum` footer or an appended table, or the output failed: no more
     /// chunks are read, and the rest is read in order by the caller.
     stop: bool,
+    /// The input's writer paused (a sampling loop between tables): the workers stop, and the
+    /// rest is read by the caller, which hands on each table's rows before waiting for the next.
+    paused: bool,
     /// Buffers back from the output side, to read and format into again.
     free: Vec<Vec<u8>>,
     free_out: Vec<Vec<u8>>,
@@ -908,7 +967,8 @@ impl<R: BufRead> Reading<R> {
     /// Reads the next chunk of complete lines (the first one was read already), keeping the
     /// partial last line for the chunk after it: the chunk, the number of the line before it,
     /// and a buffer to format its rows into. A read error ends the input.
-    fn take_chunk(&mut self, name: &str, size: usize) -> Result<(Vec<u8>, u64, Vec<u8>), Error> {
+    fn take_chunk(&mut self, opts: &TextOptions<'_>) -> Result<(Vec<u8>, u64, Vec<u8>), Error> {
+        let size = opts.chunk;
         let (mut chunk, filled, complete, ended) = match self.first.take() {
             Some((buf, filled, complete)) => (buf, filled, complete, false),
             None => {
@@ -917,9 +977,13 @@ impl<R: BufRead> Reading<R> {
                 buf.resize(need, 0);
                 buf[..self.carry.len()].copy_from_slice(&self.carry);
                 let mut filled = self.carry.len();
-                let read = read_chunk(&mut self.input, &mut buf, &mut filled, name, self.line_no);
-                let (complete, ended) = read.inspect_err(|_| self.ended = true)?;
-                (buf, filled, complete, ended)
+                let read = read_chunk(&mut self.input, &mut buf, &mut filled, opts, self.line_no);
+                let end = read.inspect_err(|_| self.ended = true)?;
+                if end.paused {
+                    self.paused = true;
+                    self.stop = true;
+                }
+                (buf, filled, end.complete, end.ended)
             }
         };
         self.carry.clear();
@@ -972,8 +1036,14 @@ fn parallel_body(
 
     let mut buf = input_buffer(opts.chunk);
     let mut filled = 0;
-    let (complete, ended) = read_chunk(input, &mut buf, &mut filled, opts.name, table.line_no)?;
-    if ended || threads < 2 {
+    let ChunkEnd {
+        complete,
+        ended,
+        paused,
+    } = read_chunk(input, &mut buf, &mut filled, opts, table.line_no)?;
+    // A pipe whose writer pauses (a loop sending a table now and then) is read here, with no
+    // threads, so that each table's rows go out before the wait for the next.
+    if ended || paused || threads < 2 {
         return serial_body(table, input, format, sink, buf, filled);
     }
 
@@ -987,6 +1057,7 @@ fn parallel_body(
             appended: 0,
             ended: false,
             stop: false,
+            paused: false,
             free: Vec::new(),
             free_out: Vec::new(),
         }),
@@ -1020,7 +1091,7 @@ fn parallel_body(
                     }
                     let seq = reading.next_seq;
                     reading.next_seq += 1;
-                    let taken = reading.take_chunk(opts.name, opts.chunk);
+                    let taken = reading.take_chunk(opts);
                     drop(reading);
                     let (chunk, first_line, out) = match taken {
                         Ok(taken) => taken,
@@ -1092,8 +1163,14 @@ fn parallel_body(
         return Err(worker_gone());
     }
     give_back(reading.free.into_iter().chain(reading.free_out));
-    let Some(mut tail) = sequential else {
-        return Ok(());
+    let mut tail = match sequential {
+        Some(tail) => tail,
+        // The writer paused: the rest, from the line after the last chunk, is read here.
+        None if reading.paused => {
+            table.line_no = reading.line_no;
+            Vec::new()
+        }
+        None => return Ok(()),
     };
     tail.extend_from_slice(&reading.carry);
     let filled = tail.len();
@@ -1130,7 +1207,12 @@ fn serial_body(
             buf.copy_within(start..filled, 0);
             filled -= start;
             start = 0;
-            (complete, ended) = read_chunk(input, &mut buf, &mut filled, opts.name, table.line_no)?;
+            flush_before_waiting(opts, sink)?;
+            ChunkEnd {
+                complete,
+                ended,
+                ..
+            } = read_chunk(input, &mut buf, &mut filled, opts, table.line_no)?;
             continue;
         }
         if table.state == State::Rows {
@@ -1305,12 +1387,7 @@ pub(crate) fn parse(
         Some((threads, format)) if format != UsageFormat::Json && table.state == State::Rows => {
             parallel_body(&mut table, &mut input, threads, format, sink)?;
         }
-        _ => for_each_line(
-            input,
-            first_no,
-            |line_no, line| table.line(line_no, line, &mut |row| sink.row(row)),
-            opts.name,
-        )?,
+        _ => for_each_line(input, first_no, &mut table, sink)?,
     }
     if table.state == State::SumSeparator {
         tracing::warn!("{}: the --sum footer has no totals line", opts.name);
@@ -1444,6 +1521,7 @@ mod tests {
                     skip_bad_lines,
                     labels: &labels,
                     chunk,
+                    readiness: &Readiness::always(),
                 };
                 let mut sink = Collect {
                     writer: UsageWriter::new(Vec::new(), UsageFormat::Csv, UsageKind::Pods),
@@ -1486,6 +1564,7 @@ mod tests {
                 skip_bad_lines,
                 labels: &labels,
                 chunk: CHUNK,
+                readiness: &Readiness::always(),
             };
             let header = Header { layout, swap: false };
             let run = |fast| {

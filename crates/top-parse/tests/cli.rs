@@ -678,3 +678,133 @@ fn parallel_sum_mismatch_and_trailing_garbage() {
         );
     }
 }
+
+/// Runs top-parse on a pipe fed part by part, the pipe left open between parts as a loop
+/// sampling `kubectl top` leaves it. After part `k`, waits (20 s at most) until the output has
+/// `lines[k]` lines: so the rows of a part must come out while top-parse is still waiting for
+/// the next. Returns stdout, stderr and success.
+fn fed_in_parts(args: &[&str], parts: &[String], lines: &[usize]) -> (String, String, bool) {
+    use std::io::Read as _;
+    use std::sync::mpsc;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run top-parse");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut output = Vec::new();
+    for (k, part) in parts.iter().enumerate() {
+        // Written from another thread: a large part fills the pipes both ways.
+        let writer = {
+            let mut pipe = stdin.try_clone_pipe();
+            let part = part.clone();
+            std::thread::spawn(move || pipe.write_all(part.as_bytes()))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while output.iter().filter(|&&b| b == b'\n').count() < lines[k] {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => output.extend_from_slice(&bytes),
+                Err(_) => panic!(
+                    "part {} of {}: its rows did not come out while the pipe was open; \
+                     output so far:\n{}",
+                    k + 1,
+                    parts.len(),
+                    String::from_utf8_lossy(&output)
+                ),
+            }
+        }
+        writer.join().unwrap().unwrap();
+    }
+    stdin.flush().unwrap();
+    drop(stdin);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    output.extend(rx.try_iter().flatten());
+    (String::from_utf8(output).unwrap(), err, status.success())
+}
+
+/// `ChildStdin` cannot be cloned; its file descriptor can.
+trait ClonePipe {
+    fn try_clone_pipe(&self) -> std::fs::File;
+}
+
+impl ClonePipe for std::process::ChildStdin {
+    fn try_clone_pipe(&self) -> std::fs::File {
+        use std::os::fd::AsFd as _;
+        std::fs::File::from(self.as_fd().try_clone_to_owned().unwrap())
+    }
+}
+
+#[test]
+fn a_pipe_fed_table_by_table_gets_its_rows_table_by_table() {
+    // `while true; do kubectl top pod -A; sleep 15; done | top-parse -`: each table's rows come
+    // out before the next table is sent, in every format, and in the end they are the rows of
+    // the whole input read at once.
+    let table = std::fs::read_to_string(root().join(fixture("pods-all-namespaces.txt"))).unwrap();
+    let parts = vec![table.clone(); 3];
+    let rows = table.lines().count() - 1;
+    for format in ["csv", "ndjson", "json"] {
+        // Newlines out: CSV's header line and each row's; each NDJSON row's; JSON's header line
+        // and each row's but the last, whose line ends with the next row (or the closing `]}`).
+        let header = usize::from(format == "csv");
+        let lines: Vec<usize> = (1..=parts.len()).map(|k| header + k * rows).collect();
+        for threads in ["1", "2"] {
+            let args = ["--run", "loop", "-f", format, "--threads", threads, "-"];
+            let (out, err, ok) = fed_in_parts(&args, &parts, &lines);
+            assert!(ok, "{format}, {threads} threads: {err}");
+            let whole = top_parse(&args, parts.concat().as_bytes());
+            assert_eq!(out, stdout(&whole), "{format}, {threads} threads");
+        }
+    }
+}
+
+#[test]
+fn a_pipe_that_pauses_after_a_large_table_hands_it_on_and_numbers_lines_on() {
+    // A first table of several chunks (read by the workers), a pause, then tables a loop sends:
+    // the large table's rows come out during the pause, the workers stop, and the rest is read
+    // on one thread with the line numbers running on (a bad line in the third part names its
+    // line in the whole input).
+    let big = big_table(30_000, false);
+    let table = std::fs::read_to_string(root().join(fixture("pods-all-namespaces.txt"))).unwrap();
+    let bad = table.replacen("41m", "41 m", 1);
+    let parts = vec![big.clone(), table.clone(), bad.clone()];
+    let bad_line = big.lines().count()
+        + table.lines().count()
+        + bad.lines().position(|l| l.contains("41 m")).unwrap()
+        + 1;
+    let args = ["--skip-bad-lines", "-"];
+    let rows = table.lines().count() - 1;
+    let lines = [30_001, 30_001 + rows, 30_001 + 2 * rows - 1];
+    let (out, err, ok) = fed_in_parts(&args, &parts, &lines);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), lines[2]);
+    assert!(
+        err.contains(&format!("<stdin>:{bad_line}: skipped")),
+        "line {bad_line}: {err}"
+    );
+    let whole = top_parse(&args, parts.concat().as_bytes());
+    assert_eq!(out, stdout(&whole));
+    assert_eq!(err, stderr(&whole));
+}

@@ -231,3 +231,43 @@ fn samples_nodes_with_percentages_of_allocatable() {
         assert!(matches!(r.memory_percent, Some(7 | 8)), "{r:?}");
     }
 }
+
+#[test]
+fn each_sample_is_written_before_the_wait_for_the_next() {
+    // Sampling to stdout for a while: the first sample's rows are out while top-parse still
+    // waits for the second, not held until the run ends.
+    use std::io::BufRead as _;
+    let sim = Sim::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = sim.kubeconfig(dir.path(), "kubesim");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
+        .args([
+            "--from-cluster",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .args(["--samples", "3", "--interval", "1100ms", "--run", "live"])
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // The header and the three pods of the first sample.
+    let first: Vec<String> = lines.by_ref().take(4).map(Result::unwrap).collect();
+    assert!(first[0].starts_with("run,timestamp,"), "{first:?}");
+    assert!(
+        first[1..].iter().all(|l| l.starts_with("live,")),
+        "{first:?}"
+    );
+    let first_at = std::time::Instant::now();
+    let rest = lines.map(Result::unwrap).count();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rest, 6, "two more samples of three pods");
+    // Two more intervals of 1.1 s followed the first sample.
+    assert!(
+        first_at.elapsed() > Duration::from_secs(1),
+        "the first sample came out only {:?} before the run ended",
+        first_at.elapsed()
+    );
+}
