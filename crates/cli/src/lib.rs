@@ -15,6 +15,8 @@ use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -41,65 +43,154 @@ impl Input {
     /// Opens the input for buffered reading. The reader may move to another thread (top-parse's
     /// workers take turns reading), so stdin is locked per read, not held.
     pub fn open(&self) -> io::Result<Box<dyn BufRead + Send>> {
-        self.open_watched().map(|(reader, _)| reader)
+        self.open_watched(None).map(|(reader, _)| reader)
     }
 
     /// [`Input::open`], and a [`Readiness`] that tells when a read from it would wait: for
-    /// tools that should hand on what they have before waiting on a pipe.
-    pub fn open_watched(&self) -> io::Result<(Box<dyn BufRead + Send>, Readiness)> {
+    /// tools that should hand on what they have before waiting on a pipe. With an
+    /// [`Interrupt`], the input ends (reads return nothing more) once Ctrl-C is pressed, even
+    /// while its writer sends nothing.
+    pub fn open_watched(
+        &self,
+        interrupt: Option<&Interrupt>,
+    ) -> io::Result<(Box<dyn BufRead + Send>, Readiness)> {
         Ok(match self {
             Input::Stdin => {
                 let stdin = io::stdin();
                 widen_pipe(&stdin);
-                let readiness = Readiness::of(File::from(stdin.as_fd().try_clone_to_owned()?))?;
-                (Box::new(BufReader::with_capacity(BUFFER, stdin)), readiness)
+                let file = File::from(stdin.as_fd().try_clone_to_owned()?);
+                let readiness = Readiness::of(file, interrupt)?;
+                let reader = Watched {
+                    inner: stdin,
+                    readiness: readiness.clone(),
+                };
+                (
+                    Box::new(BufReader::with_capacity(BUFFER, reader)),
+                    readiness,
+                )
             }
             Input::File(path) => {
                 let file = File::open(path)?;
-                let readiness = Readiness::of(file.try_clone()?)?;
-                (Box::new(BufReader::with_capacity(BUFFER, file)), readiness)
+                let readiness = Readiness::of(file.try_clone()?, interrupt)?;
+                let reader = Watched {
+                    inner: file,
+                    readiness: readiness.clone(),
+                };
+                (
+                    Box::new(BufReader::with_capacity(BUFFER, reader)),
+                    readiness,
+                )
             }
         })
     }
 }
 
+/// Ctrl-C (SIGINT) as a request to stop reading, for a tool that would rather write what it has
+/// read than be killed with nothing written (top-parse on a sampling loop's pipe). The first
+/// Ctrl-C sets a flag; a second ends the process at once, with exit code 130, as a user pressing
+/// it again expects.
+#[derive(Debug, Clone)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Catches SIGINT from now on, for the rest of the process.
+    pub fn catch() -> io::Result<Interrupt> {
+        use signal_hook::consts::SIGINT;
+        let flag = Arc::new(AtomicBool::new(false));
+        // In this order: the second registration sets the flag that arms the first, so the first
+        // Ctrl-C only sets it, and a second one exits.
+        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&flag))?;
+        signal_hook::flag::register(SIGINT, Arc::clone(&flag))?;
+        Ok(Interrupt(flag))
+    }
+
+    /// Whether Ctrl-C has been pressed.
+    pub fn pressed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Whether a read from an input would wait for its writer. A pipe, a terminal or a socket can
 /// make a reader wait (a sampling loop piped in sends a table, then nothing for 15 s); a regular
-/// file never does.
-#[derive(Debug)]
-pub struct Readiness(Option<OwnedFd>);
+/// file never does. Clones watch the same input.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    /// Another handle on the input, when a read from it can wait.
+    fd: Option<Arc<OwnedFd>>,
+    interrupt: Option<Interrupt>,
+}
 
 impl Readiness {
     /// For an input that never waits: a regular file, or bytes in memory.
     pub fn always() -> Readiness {
-        Readiness(None)
+        Readiness {
+            fd: None,
+            interrupt: None,
+        }
     }
 
     /// Watches `file` (another handle on the input) if it is something a read can wait on.
-    fn of(file: File) -> io::Result<Readiness> {
-        Ok(if file.metadata()?.is_file() {
-            Readiness(None)
-        } else {
-            Readiness(Some(OwnedFd::from(file)))
+    fn of(file: File, interrupt: Option<&Interrupt>) -> io::Result<Readiness> {
+        let fd = (!file.metadata()?.is_file()).then(|| Arc::new(OwnedFd::from(file)));
+        Ok(Readiness {
+            fd,
+            interrupt: interrupt.cloned(),
         })
     }
 
     /// Whether the input may keep a reader waiting (a pipe, a terminal or a socket).
     pub fn may_wait(&self) -> bool {
-        self.0.is_some()
+        self.fd.is_some()
+    }
+
+    /// Whether Ctrl-C has ended the input (see [`Input::open_watched`]).
+    pub fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(Interrupt::pressed)
     }
 
     /// Whether a read returns within `wait`: data is there or comes in that time, the input
     /// ends, or it fails (for the read to report). At once for an input that never waits;
-    /// otherwise as soon as the input is readable, or after `wait` (at most about 24 days).
+    /// otherwise as soon as the input is readable, or after `wait` (at most about 24 days), or
+    /// when a signal arrives (then `false`).
     pub fn ready_within(&self, wait: Duration) -> bool {
-        let Some(fd) = &self.0 else {
+        let Some(fd) = &self.fd else {
             return true;
         };
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(wait).unwrap_or(PollTimeout::MAX);
-        // If poll itself fails, the read that follows finds out what is wrong.
-        nix::poll::poll(&mut fds, timeout).map_or(true, |n| n > 0)
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(n) => n > 0,
+            Err(nix::errno::Errno::EINTR) => false,
+            // If poll itself fails, the read that follows finds out what is wrong.
+            Err(_) => true,
+        }
+    }
+}
+
+/// A reader that waits for its input only as long as Ctrl-C is not pressed: then it reads as
+/// ended. It waits in `poll` rather than in `read`, since a read restarted after the signal
+/// would go on waiting for a writer that may never write again.
+struct Watched<R> {
+    inner: R,
+    readiness: Readiness,
+}
+
+/// How often a reader waiting for its input looks at the Ctrl-C flag.
+const LOOK_FOR_INTERRUPT: Duration = Duration::from_millis(100);
+
+impl<R: io::Read> io::Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.readiness.interrupt.is_some() {
+            loop {
+                if self.readiness.interrupted() {
+                    return Ok(0);
+                }
+                if self.readiness.ready_within(LOOK_FOR_INTERRUPT) {
+                    break;
+                }
+            }
+        }
+        self.inner.read(buf)
     }
 }
 
@@ -380,7 +471,7 @@ mod tests {
     #[test]
     fn readiness_tells_a_silent_pipe_from_one_with_data_an_ended_one_and_a_file() {
         let (reader, mut writer) = io::pipe().unwrap();
-        let pipe = Readiness::of(File::from(OwnedFd::from(reader))).unwrap();
+        let pipe = Readiness::of(File::from(OwnedFd::from(reader)), None).unwrap();
         assert!(pipe.may_wait());
         assert!(!pipe.ready_within(Duration::ZERO));
         assert!(!pipe.ready_within(Duration::from_millis(5)));
@@ -400,13 +491,44 @@ mod tests {
         // A pipe whose writer is gone is ready: the read returns its end.
         let (reader, writer) = io::pipe().unwrap();
         drop(writer);
-        let ended = Readiness::of(File::from(OwnedFd::from(reader))).unwrap();
+        let ended = Readiness::of(File::from(OwnedFd::from(reader)), None).unwrap();
         assert!(ended.ready_within(Duration::ZERO));
 
-        let file = Readiness::of(tempfile::tempfile().unwrap()).unwrap();
+        let file = Readiness::of(tempfile::tempfile().unwrap(), None).unwrap();
         assert!(!file.may_wait());
         assert!(file.ready_within(Duration::ZERO));
         assert!(Readiness::always().ready_within(Duration::MAX));
+    }
+
+    #[test]
+    fn ctrl_c_ends_a_watched_input_even_while_its_writer_is_silent() {
+        use std::io::Read as _;
+        let (reader, mut writer) = io::pipe().unwrap();
+        let interrupt = Interrupt(Arc::new(AtomicBool::new(false)));
+        let handle = File::from(OwnedFd::from(reader.try_clone().unwrap()));
+        let readiness = Readiness::of(handle, Some(&interrupt)).unwrap();
+        let mut watched = Watched {
+            inner: reader,
+            readiness: readiness.clone(),
+        };
+        // Data reads as ever.
+        writer.write_all(b"row\n").unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(watched.read(&mut buf).unwrap(), 4);
+        // Then nothing comes, the writer still there: Ctrl-C ends the wait, as the end of input.
+        let waiting = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let n = watched.read(&mut buf).unwrap();
+            (n, started.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!readiness.interrupted());
+        interrupt.0.store(true, Ordering::Relaxed);
+        let (n, waited) = waiting.join().unwrap();
+        assert_eq!(n, 0);
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+        assert!(readiness.interrupted());
+        drop(writer);
     }
 
     #[test]

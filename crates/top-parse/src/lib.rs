@@ -9,7 +9,7 @@ use std::io::{self, BufRead};
 
 use clap::Parser;
 use jiff::Timestamp;
-use meshbench_cli::{Failure, Input, LogArgs, Output, Readiness};
+use meshbench_cli::{Failure, Input, Interrupt, LogArgs, Output, Readiness};
 use meshbench_formats::usage::{
     Fragment, NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter,
 };
@@ -188,6 +188,12 @@ fn duration_arg(text: &str) -> std::result::Result<std::time::Duration, String> 
 /// Everything that can go wrong; each message names the input and, where there is one, the line.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("interrupted (Ctrl-C) while reading {input}; {}", if *.written {
+        "the rows read before it were written"
+    } else {
+        "nothing was written"
+    })]
+    Interrupted { input: String, written: bool },
     #[error("{input}: cannot read: {source}")]
     Read {
         input: String,
@@ -263,6 +269,8 @@ impl Failure for Error {
     fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
+            // As a shell reports a command ended by SIGINT.
+            Error::Interrupted { .. } => 130,
             _ => 1,
         }
     }
@@ -555,6 +563,18 @@ pub fn run(args: Args) -> Result<()> {
         layout: args.layout,
         skip_bad_lines: args.skip_bad_lines,
     };
+    // Reading files, Ctrl-C ends the input being read, and the rows read so far are written (a
+    // loop sampling `kubectl top` into a pipe is stopped so). Caught before the output file is
+    // made, so that a Ctrl-C never leaves its temporary file behind (a second Ctrl-C still ends
+    // the process at once). Sampling the cluster watches for Ctrl-C itself. Without the handler,
+    // Ctrl-C kills as before.
+    let interrupt = if args.from_cluster {
+        None
+    } else {
+        Interrupt::catch()
+            .inspect_err(|e| tracing::debug!("Ctrl-C will not end the input cleanly: {e}"))
+            .ok()
+    };
     let out = Output::create(&args.output).map_err(|source| Error::Create {
         path: args.output.clone(),
         source,
@@ -589,11 +609,19 @@ pub fn run(args: Args) -> Result<()> {
             run: opts.labels.run,
         };
         sink.input = "the cluster".to_owned();
-        let kind = live::sample(&opts, &mut sink)?;
+        let (kind, interrupted) = live::sample(&opts, &mut sink)?;
         // A run with no rows still writes an output of its kind.
         sink.writer(kind)?;
-        return sink.finish();
+        sink.finish()?;
+        if interrupted {
+            return Err(Error::Interrupted {
+                input: "the cluster".to_owned(),
+                written: true,
+            });
+        }
+        return Ok(());
     }
+
     let mut skipped = 0;
     let inputs = if args.inputs.is_empty() {
         vec!["-".to_owned()]
@@ -603,11 +631,29 @@ pub fn run(args: Args) -> Result<()> {
     for arg in &inputs {
         let input = Input::from_arg(arg);
         sink.input = input.to_string();
-        let (reader, readiness) = input.open_watched().map_err(|source| Error::Read {
-            input: sink.input.clone(),
-            source,
-        })?;
-        let report = parse_watched_input(&input.to_string(), reader, &readiness, &opts, &mut sink)?;
+        let (reader, readiness) =
+            input
+                .open_watched(interrupt.as_ref())
+                .map_err(|source| Error::Read {
+                    input: sink.input.clone(),
+                    source,
+                })?;
+        let parsed = parse_watched_input(&input.to_string(), reader, &readiness, &opts, &mut sink);
+        if readiness.interrupted() {
+            // The input read as ended at Ctrl-C: whatever the parse made of that (an empty
+            // input, cut JSON), the rows so far are written, and no further input is read.
+            if let Ok(report) = &parsed {
+                sink.writer(report.kind)?;
+            }
+            let input = sink.input.clone();
+            let written = sink.writer.is_some();
+            if written {
+                tracing::warn!("interrupted while reading {input}; writing the rows read before");
+                sink.finish()?;
+            }
+            return Err(Error::Interrupted { input, written });
+        }
+        let report = parsed?;
         // An input without rows still fixes the kind of the output.
         sink.writer(report.kind)?;
         skipped += report.skipped;

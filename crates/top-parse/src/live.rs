@@ -228,7 +228,8 @@ fn percent(usage: i128, total: i128) -> Option<u32> {
 /// Samples the cluster `opts.samples` times, every `opts.interval`, into `sink`. Ctrl-C stops
 /// early and keeps what was sampled. Rows a later sample repeats unchanged (same object, same
 /// server timestamp: the interval is shorter than metrics-server's resolution) are written once.
-pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
+/// Returns the kind of rows, and whether Ctrl-C ended the sampling.
+pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<(UsageKind, bool)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -273,6 +274,7 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
             .unwrap_or_default();
         let ctrl_c = tokio::signal::ctrl_c();
         tokio::pin!(ctrl_c);
+        let mut interrupted = false;
         for n in 0..opts.samples {
             tokio::select! {
                 _ = ticks.tick() => {}
@@ -281,6 +283,7 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                         bar.finish_and_clear();
                     }
                     tracing::warn!("interrupted after {n} samples; writing those");
+                    interrupted = true;
                     break;
                 }
             }
@@ -388,7 +391,7 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<UsageKind> {
                  interval is shorter than the metrics resolution"
             );
         }
-        Ok(kind)
+        Ok((kind, interrupted))
     })
 }
 

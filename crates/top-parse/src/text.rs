@@ -681,6 +681,10 @@ fn read_chunk(
         };
         *filled += read;
         if read == 0 {
+            if opts.readiness.interrupted() {
+                // Ctrl-C ended the input: a line cut short by it is not a line of the table.
+                *filled = memchr::memrchr(b'\n', &buf[..*filled]).map_or(0, |i| i + 1);
+            }
             return Ok(ChunkEnd {
                 complete: *filled,
                 ended: true,

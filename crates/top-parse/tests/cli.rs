@@ -808,3 +808,115 @@ fn a_pipe_that_pauses_after_a_large_table_hands_it_on_and_numbers_lines_on() {
     assert_eq!(out, stdout(&whole));
     assert_eq!(err, stderr(&whole));
 }
+
+/// Sends SIGINT, as Ctrl-C at a terminal does.
+fn ctrl_c(child: &std::process::Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        Signal::SIGINT,
+    )
+    .unwrap();
+}
+
+/// The temporary files `-o` writes into in `dir` (named `.NAME.XXXXXX.tmp`).
+fn temporaries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tmp"))
+        .collect()
+}
+
+/// Waits (10 s at most) until `ready` says yes.
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 10 s for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn ctrl_c_on_a_silent_pipe_writes_the_rows_read_and_exits_130() {
+    // A sampling loop has sent a table and the start of a line, and is still running: Ctrl-C to
+    // top-parse alone ends its input there. The output file holds the table's rows (not the cut
+    // line), no temporary file is left, and the exit code says it was interrupted.
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pods.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
+        .args(["--run", "loop", "-o", out.to_str().unwrap(), "-"])
+        .current_dir(root())
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let table = std::fs::read_to_string(root().join(fixture("pods-all-namespaces.txt"))).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(table.as_bytes()).unwrap();
+    stdin.write_all(b"kube-system   coredns-7db6").unwrap();
+    stdin.flush().unwrap();
+    // The rows go to the temporary file before top-parse waits for more.
+    wait_for("the table's rows in the temporary file", || {
+        temporaries(dir.path())
+            .iter()
+            .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() > 0))
+    });
+    ctrl_c(&child);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains(
+            "interrupted (Ctrl-C) while reading <stdin>; the rows read before it were written"
+        ),
+        "{err}"
+    );
+    let whole = top_parse(&["--run", "loop", "-"], table.as_bytes());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), stdout(&whole));
+    assert!(temporaries(dir.path()).is_empty());
+    drop(stdin);
+}
+
+#[test]
+fn ctrl_c_before_any_input_writes_nothing_and_exits_130() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pods.csv");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
+        .args(["-o", out.to_str().unwrap(), "-"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ctrl-C is caught before the temporary file is made.
+    wait_for("the temporary file", || !temporaries(dir.path()).is_empty());
+    ctrl_c(&child);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert!(!out.exists());
+    assert!(temporaries(dir.path()).is_empty());
+}

@@ -271,3 +271,46 @@ fn each_sample_is_written_before_the_wait_for_the_next() {
         first_at.elapsed()
     );
 }
+
+#[test]
+fn ctrl_c_while_sampling_writes_the_samples_taken_and_exits_130() {
+    use std::io::BufRead as _;
+    let sim = Sim::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = sim.kubeconfig(dir.path(), "kubesim");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
+        .args([
+            "--from-cluster",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+        ])
+        .args(["--samples", "100", "--interval", "1s", "--run", "live"])
+        .env_remove("KUBECONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Vec<String> = lines.by_ref().take(4).map(Result::unwrap).collect();
+    assert!(
+        first[1..].iter().all(|l| l.starts_with("live,")),
+        "{first:?}"
+    );
+    // Waiting for the second sample now, with Ctrl-C watched.
+    std::thread::sleep(Duration::from_millis(200));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let rest = lines.map(Result::unwrap).count();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted (Ctrl-C) while reading the cluster"),
+        "{err}"
+    );
+    assert_eq!(rest % 3, 0, "whole samples only");
+    assert!(rest < 99 * 3);
+}
