@@ -13,6 +13,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
 use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -264,9 +265,12 @@ impl Output {
         );
         // tempfile's error ends with " at path" and its random temporary name; the user named
         // `path`, and the caller says so, so only the reason is kept.
+        // The file ends up with the permissions `> FILE` would give it: those of the file it
+        // replaces, or a new file's (0666 less the umask), not a temporary file's 0600.
         let temp = tempfile::Builder::new()
             .prefix(&name)
             .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(&dir)
             .map_err(|e| {
                 let text = e.to_string();
@@ -275,6 +279,11 @@ impl Output {
                     None => e,
                 }
             })?;
+        if let Ok(replaced) = std::fs::metadata(&path)
+            && replaced.is_file()
+        {
+            temp.as_file().set_permissions(replaced.permissions())?;
+        }
         Ok(Output {
             target: Target::File {
                 path,
@@ -612,6 +621,28 @@ mod tests {
         out.write_all(b"new").unwrap();
         out.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    }
+
+    #[test]
+    fn an_output_file_has_the_permissions_a_shell_redirect_gives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // A new file: what File::create makes here (0666 less this process's umask).
+        let reference = dir.path().join("reference");
+        File::create(&reference).unwrap();
+        let new = dir.path().join("new.csv");
+        let mut out = Output::create(new.to_str().unwrap()).unwrap();
+        out.write_all(b"rows").unwrap();
+        out.commit().unwrap();
+        assert_eq!(mode(&new), mode(&reference));
+        // A file replaced keeps its own.
+        let kept = dir.path().join("kept.csv");
+        std::fs::write(&kept, "old").unwrap();
+        std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut out = Output::create(kept.to_str().unwrap()).unwrap();
+        out.write_all(b"new").unwrap();
+        out.commit().unwrap();
+        assert_eq!(mode(&kept), 0o640);
     }
 
     #[test]
