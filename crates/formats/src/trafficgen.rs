@@ -374,8 +374,38 @@ pub fn shared_poisson_seed(summaries: &[TrafficgenSummary]) -> Option<(usize, us
     })
 }
 
-/// Merges summaries of load sent at the same time from several generators (or repetitions):
-/// counts add up, rates add up, histograms are added and the statistics computed from them.
+/// Two runs that sent together for less than half the shorter one's duration (indices into
+/// `summaries`: the pair that overlapped least), and how many seconds they did overlap. Each run
+/// is taken to span `duration_s` from `started_at`. Such runs came one after the other (say,
+/// repetitions), and [`merge`] would add their rates as if they had sent together.
+pub fn apart_in_time(summaries: &[TrafficgenSummary]) -> Option<(usize, usize, f64)> {
+    let span = |s: &TrafficgenSummary| {
+        // Milliseconds since 1970 fit an f64 exactly for some 285,000 years.
+        let start = s.started_at.as_millisecond() as f64 / 1e3;
+        (start, start + s.duration_s)
+    };
+    let mut least: Option<(usize, usize, f64, f64)> = None;
+    for (j, later) in summaries.iter().enumerate() {
+        for (i, earlier) in summaries[..j].iter().enumerate() {
+            let ((a0, a1), (b0, b1)) = (span(earlier), span(later));
+            let shorter = earlier.duration_s.min(later.duration_s);
+            if shorter.is_nan() || shorter <= 0.0 {
+                continue;
+            }
+            let overlap = (a1.min(b1) - a0.max(b0)).max(0.0);
+            let share = overlap / shorter;
+            if least.is_none_or(|(_, _, _, least_share)| share < least_share) {
+                least = Some((i, j, overlap, share));
+            }
+        }
+    }
+    least
+        .filter(|&(_, _, _, share)| share < 0.5)
+        .map(|(i, j, overlap, _)| (i, j, overlap))
+}
+
+/// Merges summaries of load sent at the same time from several generators: counts add up,
+/// rates add up, histograms are added and the statistics computed from them.
 /// The service-time and send-lag statistics are exact when every summary carries those
 /// histograms; otherwise they are left out (`null`).
 pub fn merge(summaries: &[TrafficgenSummary]) -> Result<TrafficgenSummary, MergeError> {
@@ -590,6 +620,34 @@ mod tests {
             Some((1, 3))
         );
         assert_eq!(shared_poisson_seed(&[uniform.clone(), uniform]), None);
+    }
+
+    #[test]
+    fn runs_one_after_the_other_are_told_from_runs_sent_together() {
+        let at = |start: &str, duration_s: f64| {
+            let mut s = summary(&[100], 1);
+            s.started_at = start.parse().unwrap();
+            s.duration_s = duration_s;
+            s
+        };
+        // Two generators started a second apart on 10 s runs: together.
+        let a = at("2026-11-26T08:00:00Z", 10.0);
+        let b = at("2026-11-26T08:00:01Z", 10.0);
+        assert_eq!(apart_in_time(&[a.clone(), b.clone()]), None);
+        // A repetition five minutes later: apart, overlapping for nothing.
+        let later = at("2026-11-26T08:05:00Z", 10.0);
+        assert_eq!(
+            apart_in_time(&[a.clone(), b.clone(), later.clone()]),
+            Some((0, 2, 0.0))
+        );
+        // Started 7 s into a 10 s run: 3 s together, under half.
+        let late = at("2026-11-26T08:00:07Z", 10.0);
+        assert_eq!(apart_in_time(&[a.clone(), late]), Some((0, 1, 3.0)));
+        // A short run inside a long one is wholly together.
+        let inside = at("2026-11-26T08:00:02Z", 2.0);
+        assert_eq!(apart_in_time(&[a.clone(), inside]), None);
+        // An empty run (interrupted at once) says nothing.
+        assert_eq!(apart_in_time(&[a, at("2026-11-26T09:00:00Z", 0.0)]), None);
     }
 
     #[test]

@@ -303,6 +303,19 @@ fn merge(inputs: &[String], output: &str) -> Result<()> {
             )));
         }
     }
+    if let Some((i, j, overlap)) = trafficgen::apart_in_time(&summaries) {
+        let span = |k: usize| {
+            let s = &summaries[k];
+            format!("from {} for {:.1} s", s.started_at, s.duration_s)
+        };
+        tracing::warn!(
+            "{} ({}) and {} ({}) sent at the same time for only {overlap:.1} s: merge adds up              generators that send together, rates included, as if these had. Repetitions of a              run stay separate files (runs/ARM/1/, 2/, …), which compare reads as repetitions",
+            names[i],
+            span(i),
+            names[j],
+            span(j)
+        );
+    }
     if let Some((i, j)) = trafficgen::shared_poisson_seed(&summaries) {
         tracing::warn!(
             "{} and {} used the same Poisson seed, so their generators sent on the same \

@@ -192,6 +192,11 @@ fn poisson_arrivals_are_seeded_recorded_and_repeatable() {
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("same Poisson seed"), "{stderr}");
+    // These two ran one after the other, not together: said as well.
+    assert!(
+        stderr.contains("a.json (from ") && stderr.contains("sent at the same time for only 0.0 s"),
+        "{stderr}"
+    );
     let merged = summary(&out);
     assert_eq!(merged.arrival, Some(Arrival::Poisson));
     assert_eq!(merged.seed, None);
@@ -220,6 +225,12 @@ fn summaries_merge_exactly() {
     let out = trafficgen(&["merge", a.to_str().unwrap(), b.to_str().unwrap()]);
     assert!(
         out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Sent together: no warning.
+    assert!(
+        out.stderr.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
