@@ -53,7 +53,7 @@ print(f"### compare: 3 arms x 5 repetitions ({datetime.date.today()}, commit {re
 print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
       f"`scripts/bench-compare.sh`, median of {r['runs']} runs.\n")
 print(f"- Input: 15 repetitions, each 20 snapshots of 250 pods (with proxies) and a trafficgen "
-      f"summary: {rows:,} CSV lines in all. Bootstrap: 2,000 resamples of every delta.")
+      f"summary: {rows:,} CSV lines in all. Bootstrap: 2,000 resamples of each arm.")
 print(f"- Wall time {r['median_s'] * 1e3:.1f} ms (min {r['min_s'] * 1e3:.1f}, max {r['max_s'] * 1e3:.1f}); "
       f"target < 100 ms: {ok}. Peak RSS {r['peak_rss_bytes'] / 1e6:.1f} MB.")
 PY

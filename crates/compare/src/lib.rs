@@ -3,8 +3,8 @@
 //! Replaces the delta half of the seed's `parse-benchmark-results.py`, which printed sums over
 //! all pods as "control plane", averaged a CPU and a memory percentage into an "aggregate", and
 //! had no baseline and no repetitions. compare computes each metric as `docs/methodology.md`
-//! defines it, gives every delta a seeded bootstrap interval when arms are repeated, and says so
-//! when they are not.
+//! defines it, gives every delta a seeded 95% confidence interval (bootstrap standard errors)
+//! when arms are repeated, and says so when they are not.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -45,7 +45,7 @@ pub enum Format {
 }
 
 /// Compare arms (none, linkerd, istio, …) from their top-parse, trafficgen and mesh-install
-/// files: per-metric values, deltas, and 95% bootstrap intervals when arms are repeated.
+/// files: per-metric values, deltas, and 95% confidence intervals when arms are repeated.
 #[derive(Debug, Parser)]
 #[command(name = "compare", version, after_long_help = EXAMPLES, after_help = "Run with --help for examples.")]
 pub struct Args {
@@ -66,8 +66,8 @@ pub struct Args {
     #[arg(short, long, value_name = "FILE", default_value = "-")]
     pub output: String,
 
-    /// Bootstrap resamples for the intervals (at least 100: a 95% interval is read off the
-    /// resamples' 2.5th and 97.5th percentiles).
+    /// Bootstrap resamples for the intervals (at least 100: their spread gives each value's
+    /// standard error, and the interval is the delta ± Student's t standard errors)
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
     pub bootstrap: u32,
 
@@ -210,10 +210,16 @@ fn table(
     }
     let mut order: Vec<usize> = vec![baseline];
     order.extend((0..arms.len()).filter(|&i| i != baseline));
-    // Every other arm against the reference, each with its own bootstrap (same seed).
+    // Each arm resampled once (its own seed, from --seed), then every other arm against the
+    // reference.
+    let spreads: Vec<_> = per_arm
+        .iter()
+        .enumerate()
+        .map(|(k, reps)| metrics::spread(reps, rounds, seed.wrapping_add(k as u64)))
+        .collect();
     let intervals: Vec<_> = order[1..]
         .iter()
-        .map(|&o| metrics::bootstrap(&per_arm[baseline], &per_arm[o], rounds, seed))
+        .map(|&o| metrics::interval(&spreads[baseline], &spreads[o]))
         .collect();
     let rows = METRICS
         .iter()

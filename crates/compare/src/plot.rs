@@ -1,6 +1,6 @@
 //! `--plot DIR`: SVG charts of a comparison. Latency by percentile per arm on a log "nines"
 //! axis, as HdrHistogram's plots draw it, and one bar chart per resource row, each bar with the
-//! 95% bootstrap interval of its mean over repetitions.
+//! 95% confidence interval of its mean over repetitions.
 
 use std::path::Path;
 
@@ -27,29 +27,19 @@ fn failed(path: &Path, e: impl std::fmt::Display) -> Error {
     }
 }
 
-/// A seeded 95% percentile-bootstrap interval of the mean of `xs`; `None` below two values.
-#[allow(
-    clippy::cast_precision_loss,
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss
-)]
+/// The 95% confidence interval of the mean of `xs` (Student's t); `None` below two values. (Not a
+/// percentile bootstrap: with a benchmark's few repetitions that is far too narrow, see
+/// `metrics::bootstrap`.)
+#[allow(clippy::cast_precision_loss)]
 fn mean_interval(xs: &[f64]) -> Option<(f64, f64)> {
-    use rand::{Rng, SeedableRng};
     if xs.len() < 2 {
         return None;
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-    let mut means: Vec<f64> = (0..2000)
-        .map(|_| {
-            (0..xs.len())
-                .map(|_| xs[rng.random_range(0..xs.len())])
-                .sum::<f64>()
-                / xs.len() as f64
-        })
-        .collect();
-    means.sort_by(f64::total_cmp);
-    let at = |q: f64| means[((means.len() - 1) as f64 * q).round() as usize];
-    Some((at(0.025), at(0.975)))
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let variance = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let half = crate::metrics::t975(n - 1.0) * (variance / n).sqrt();
+    Some((mean - half, mean + half))
 }
 
 /// x of a quantile on the nines axis: 0 at p0, 1 at p90, 2 at p99, 3 at p99.9.
@@ -177,7 +167,7 @@ fn bars(
         1.0
     };
     let shown_unit = if unit == "bytes" { "MiB" } else { unit };
-    // Per arm: the mean over repetitions and its 95% bootstrap interval (none with one).
+    // Per arm: the mean over repetitions and its 95% confidence interval (none with one).
     let stats: Vec<Option<(f64, f64, f64)>> = reps
         .iter()
         .map(|rs| {
