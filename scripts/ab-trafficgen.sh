@@ -5,8 +5,8 @@
 #
 # nginx-light (one worker) on core 0; wrk, then each BINARY in turn, on core 1: 50 connections,
 # closed loop, interleaved round by round. Prints each run's CPU µs per request (GNU time) and
-# its ratio to wrk's in the same round, then the median ratio per binary with a 95% bootstrap
-# interval (resampling rounds). Build the binaries first, e.g.
+# its ratio to wrk's in the same round, then the median ratio per binary with a 95% interval
+# (order statistics of the rounds, as the sign test gives it: scripts/harness.py). Build the binaries first, e.g.
 # `cargo build --release -p trafficgen && cp target/release/trafficgen /tmp/tg-a`.
 # A BINARY may carry flags of its own, quoted as one argument: '/tmp/tg-a -H User-Agent:' sends
 # the request wrk sends, byte for byte.
@@ -55,7 +55,7 @@ for name, per_round in us.items():
     low, high = interval(ratios)
     print(f"{name}: median {statistics.median(per_round.values()):.2f} µs/request, "
           f"paired ratio to wrk {statistics.median(ratios):.3f} "
-          f"(95% bootstrap interval {low:.3f}-{high:.3f}; "
+          f"(95% interval {low:.3f}-{high:.3f}; "
           f"rounds {', '.join(f'{x:.3f}' for x in ratios)})")
 print(f"wrk: median {statistics.median(wrk.values()):.2f} µs/request")
 PY

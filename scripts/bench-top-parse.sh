@@ -71,7 +71,7 @@ paired = [p / q for q, p in zip(t["top-parse"]["walls_s"], t["python"]["walls_s"
 low, high = interval(paired)
 median = statistics.median(paired)
 print(f"| speed-up, ratio of the medians | {tp/py:.0f}x | 1x | |")
-print(f"| speed-up, median of the paired rounds (95% bootstrap interval) | "
+print(f"| speed-up, median of the paired rounds (95% interval) | "
       f"**{median:.0f}x** ({low:.0f}-{high:.0f}x) | | >= 100x: {verdict(median, low, high, 100, True)} |")
 print(f"| peak RSS, 800,000 rows | {mb(t['top-parse']['peak_rss_bytes']):.1f} MB | {mb(t['python']['peak_rss_bytes']):.0f} MB | |")
 print(f"| peak RSS, 400,000 rows / 4,000,000 rows | {mb(m['rows-400k']['peak_rss_bytes']):.1f} MB / {mb(m['rows-4m']['peak_rss_bytes']):.1f} MB | | < 20 MB, flat: {ok(m['rows-400k']['peak_rss_bytes'] < 20e6 and m['rows-4m']['peak_rss_bytes'] < 1.5 * m['rows-400k']['peak_rss_bytes'])} |")

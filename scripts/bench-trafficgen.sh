@@ -108,7 +108,7 @@ paired = [(t[0] / w[0], (t[1] / t[0]) / (w[1] / w[0])) for w, t in zip(rows["wrk
 (rps_low, rps_high), (cpu_low, cpu_high) = interval([a for a, _ in paired]), interval([b for _, b in paired])
 rps_med, cpu_med = statistics.median(a for a, _ in paired), statistics.median(b for _, b in paired)
 print(f"- trafficgen / wrk, median of the paired rounds: requests per second **{rps_med:.3f}x** "
-      f"(95% bootstrap interval {rps_low:.3f}-{rps_high:.3f}; target >= 1.0x: "
+      f"(95% interval {rps_low:.3f}-{rps_high:.3f}; target >= 1.0x: "
       f"{verdict(rps_med, rps_low, rps_high, 1, True)}); CPU per request **{cpu_med:.3f}x** wrk's "
       f"({cpu_low:.3f}-{cpu_high:.3f}; target <= 1.0x: {verdict(cpu_med, cpu_low, cpu_high, 1, False)}).")
 print(f"- Per round (requests/s ratio / CPU-per-request ratio): "
