@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
@@ -49,8 +49,8 @@ impl Input {
 
     /// [`Input::open`], and a [`Readiness`] that tells when a read from it would wait: for
     /// tools that should hand on what they have before waiting on a pipe. With an
-    /// [`Interrupt`], the input ends (reads return nothing more) once Ctrl-C is pressed, even
-    /// while its writer sends nothing.
+    /// [`Interrupt`], the input ends (reads return nothing more) once Ctrl-C or SIGTERM comes,
+    /// even while its writer sends nothing.
     pub fn open_watched(
         &self,
         interrupt: Option<&Interrupt>,
@@ -86,28 +86,51 @@ impl Input {
     }
 }
 
-/// Ctrl-C (SIGINT) as a request to stop reading, for a tool that would rather write what it has
-/// read than be killed with nothing written (top-parse on a sampling loop's pipe). The first
-/// Ctrl-C sets a flag; a second ends the process at once, with exit code 130, as a user pressing
-/// it again expects.
+/// Ctrl-C (SIGINT) or SIGTERM as a request to stop reading, for a tool that would rather write
+/// what it has read than be killed with nothing written (top-parse on a sampling loop's pipe,
+/// or in a pod being stopped). The first signal sets a flag; a second ends the process at once,
+/// with exit code 128 + its number (130 for SIGINT), as a user pressing Ctrl-C again expects.
 #[derive(Debug, Clone)]
-pub struct Interrupt(Arc<AtomicBool>);
+pub struct Interrupt {
+    armed: Arc<AtomicBool>,
+    /// The number of the first signal caught, 0 before.
+    caught: Arc<AtomicUsize>,
+}
 
 impl Interrupt {
-    /// Catches SIGINT from now on, for the rest of the process.
+    /// Catches SIGINT and SIGTERM from now on, for the rest of the process.
     pub fn catch() -> io::Result<Interrupt> {
-        use signal_hook::consts::SIGINT;
-        let flag = Arc::new(AtomicBool::new(false));
-        // In this order: the second registration sets the flag that arms the first, so the first
-        // Ctrl-C only sets it, and a second one exits.
-        signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&flag))?;
-        signal_hook::flag::register(SIGINT, Arc::clone(&flag))?;
-        Ok(Interrupt(flag))
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let interrupt = Interrupt {
+            armed: Arc::new(AtomicBool::new(false)),
+            caught: Arc::new(AtomicUsize::new(0)),
+        };
+        for signal in [SIGINT, SIGTERM] {
+            // In this order: the second registration sets the flag that arms the first, so the
+            // first signal only sets it, and a second one exits.
+            let status = 128 + signal;
+            signal_hook::flag::register_conditional_shutdown(
+                signal,
+                status,
+                Arc::clone(&interrupt.armed),
+            )?;
+            signal_hook::flag::register(signal, Arc::clone(&interrupt.armed))?;
+            #[allow(clippy::cast_sign_loss)]
+            signal_hook::flag::register_usize(
+                signal,
+                Arc::clone(&interrupt.caught),
+                signal as usize,
+            )?;
+        }
+        Ok(interrupt)
     }
 
-    /// Whether Ctrl-C has been pressed.
-    pub fn pressed(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+    /// The first signal caught (2 for SIGINT, 15 for SIGTERM), if one has been.
+    pub fn caught(&self) -> Option<i32> {
+        match self.caught.load(Ordering::Relaxed) {
+            0 => None,
+            signal => i32::try_from(signal).ok(),
+        }
     }
 }
 
@@ -144,9 +167,11 @@ impl Readiness {
         self.fd.is_some()
     }
 
-    /// Whether Ctrl-C has ended the input (see [`Input::open_watched`]).
+    /// Whether Ctrl-C or SIGTERM has ended the input (see [`Input::open_watched`]).
     pub fn interrupted(&self) -> bool {
-        self.interrupt.as_ref().is_some_and(Interrupt::pressed)
+        self.interrupt
+            .as_ref()
+            .is_some_and(|i| i.caught().is_some())
     }
 
     /// Whether a read returns within `wait`: data is there or comes in that time, the input
@@ -168,7 +193,7 @@ impl Readiness {
     }
 }
 
-/// A reader that waits for its input only as long as Ctrl-C is not pressed: then it reads as
+/// A reader that waits for its input only until Ctrl-C or SIGTERM comes: then it reads as
 /// ended. It waits in `poll` rather than in `read`, since a read restarted after the signal
 /// would go on waiting for a writer that may never write again.
 struct Watched<R> {
@@ -176,7 +201,7 @@ struct Watched<R> {
     readiness: Readiness,
 }
 
-/// How often a reader waiting for its input looks at the Ctrl-C flag.
+/// How often a reader waiting for its input looks for Ctrl-C or SIGTERM.
 const LOOK_FOR_INTERRUPT: Duration = Duration::from_millis(100);
 
 impl<R: io::Read> io::Read for Watched<R> {
@@ -513,7 +538,10 @@ mod tests {
     fn ctrl_c_ends_a_watched_input_even_while_its_writer_is_silent() {
         use std::io::Read as _;
         let (reader, mut writer) = io::pipe().unwrap();
-        let interrupt = Interrupt(Arc::new(AtomicBool::new(false)));
+        let interrupt = Interrupt {
+            armed: Arc::new(AtomicBool::new(false)),
+            caught: Arc::new(AtomicUsize::new(0)),
+        };
         let handle = File::from(OwnedFd::from(reader.try_clone().unwrap()));
         let readiness = Readiness::of(handle, Some(&interrupt)).unwrap();
         let mut watched = Watched {
@@ -532,7 +560,7 @@ mod tests {
         });
         std::thread::sleep(Duration::from_millis(50));
         assert!(!readiness.interrupted());
-        interrupt.0.store(true, Ordering::Relaxed);
+        interrupt.caught.store(2, Ordering::Relaxed);
         let (n, waited) = waiting.join().unwrap();
         assert_eq!(n, 0);
         assert!(waited < Duration::from_secs(5), "{waited:?}");

@@ -188,12 +188,20 @@ fn duration_arg(text: &str) -> std::result::Result<std::time::Duration, String> 
 /// Everything that can go wrong; each message names the input and, where there is one, the line.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("interrupted (Ctrl-C) while reading {input}; {}", if *.written {
+    #[error("{} while reading {input}; {}", match *.signal {
+        15 => "terminated (SIGTERM)",
+        _ => "interrupted (Ctrl-C)",
+    }, if *.written {
         "the rows read before it were written"
     } else {
         "nothing was written"
     })]
-    Interrupted { input: String, written: bool },
+    Interrupted {
+        input: String,
+        written: bool,
+        /// The signal's number: 2 for SIGINT (Ctrl-C), 15 for SIGTERM.
+        signal: i32,
+    },
     #[error("{input}: cannot read: {source}")]
     Read {
         input: String,
@@ -269,8 +277,8 @@ impl Failure for Error {
     fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
-            // As a shell reports a command ended by SIGINT.
-            Error::Interrupted { .. } => 130,
+            // As a shell reports a command ended by the signal: 130 for SIGINT, 143 for SIGTERM.
+            Error::Interrupted { signal, .. } => u8::try_from(128 + signal).unwrap_or(1),
             _ => 1,
         }
     }
@@ -563,11 +571,11 @@ pub fn run(args: Args) -> Result<()> {
         layout: args.layout,
         skip_bad_lines: args.skip_bad_lines,
     };
-    // Reading files, Ctrl-C ends the input being read, and the rows read so far are written (a
-    // loop sampling `kubectl top` into a pipe is stopped so). Caught before the output file is
-    // made, so that a Ctrl-C never leaves its temporary file behind (a second Ctrl-C still ends
-    // the process at once). Sampling the cluster watches for Ctrl-C itself. Without the handler,
-    // Ctrl-C kills as before.
+    // Reading files, Ctrl-C (or SIGTERM) ends the input being read, and the rows read so far are
+    // written (a loop sampling `kubectl top` into a pipe is stopped so). Caught before the
+    // output file is made, so that a signal never leaves its temporary file behind (a second one
+    // still ends the process at once). Sampling the cluster watches for them itself. Without
+    // the handler, the signals kill as before.
     let interrupt = if args.from_cluster {
         None
     } else {
@@ -609,14 +617,15 @@ pub fn run(args: Args) -> Result<()> {
             run: opts.labels.run,
         };
         sink.input = "the cluster".to_owned();
-        let (kind, interrupted) = live::sample(&opts, &mut sink)?;
+        let (kind, stopped_by) = live::sample(&opts, &mut sink)?;
         // A run with no rows still writes an output of its kind.
         sink.writer(kind)?;
         sink.finish()?;
-        if interrupted {
+        if let Some(signal) = stopped_by {
             return Err(Error::Interrupted {
                 input: "the cluster".to_owned(),
                 written: true,
+                signal,
             });
         }
         return Ok(());
@@ -651,7 +660,12 @@ pub fn run(args: Args) -> Result<()> {
                 tracing::warn!("interrupted while reading {input}; writing the rows read before");
                 sink.finish()?;
             }
-            return Err(Error::Interrupted { input, written });
+            let signal = interrupt.as_ref().and_then(Interrupt::caught).unwrap_or(2);
+            return Err(Error::Interrupted {
+                input,
+                written,
+                signal,
+            });
         }
         let report = parsed?;
         // An input without rows still fixes the kind of the output.

@@ -42,6 +42,21 @@ impl LiveOptions {
     }
 }
 
+/// The first of Ctrl-C (SIGINT) and SIGTERM to come, by number; never, if they cannot be
+/// watched.
+async fn stop_signal() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (interrupt, terminate) = (SignalKind::interrupt(), SignalKind::terminate());
+    let (Ok(mut int), Ok(mut term)) = (signal(interrupt), signal(terminate)) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        Some(()) = int.recv() => interrupt.as_raw_value(),
+        Some(()) = term.recv() => terminate.as_raw_value(),
+        else => std::future::pending().await,
+    }
+}
+
 fn cluster_error(
     message: impl Into<String>,
     source: impl std::error::Error + Send + Sync + 'static,
@@ -228,8 +243,9 @@ fn percent(usage: i128, total: i128) -> Option<u32> {
 /// Samples the cluster `opts.samples` times, every `opts.interval`, into `sink`. Ctrl-C stops
 /// early and keeps what was sampled. Rows a later sample repeats unchanged (same object, same
 /// server timestamp: the interval is shorter than metrics-server's resolution) are written once.
-/// Returns the kind of rows, and whether Ctrl-C ended the sampling.
-pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<(UsageKind, bool)> {
+/// Returns the kind of rows, and the number of the signal (SIGINT, SIGTERM) that ended the
+/// sampling early, if one did.
+pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<(UsageKind, Option<i32>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -272,18 +288,18 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<(UsageKind, 
             .as_ref()
             .map(|sel| format!("matching {sel:?} "))
             .unwrap_or_default();
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        let mut interrupted = false;
+        let stop = stop_signal();
+        tokio::pin!(stop);
+        let mut stopped_by = None;
         for n in 0..opts.samples {
             tokio::select! {
                 _ = ticks.tick() => {}
-                _ = &mut ctrl_c => {
+                signal = &mut stop => {
                     if let Some(bar) = &progress {
                         bar.finish_and_clear();
                     }
                     tracing::warn!("interrupted after {n} samples; writing those");
-                    interrupted = true;
+                    stopped_by = Some(signal);
                     break;
                 }
             }
@@ -391,7 +407,7 @@ pub fn sample(opts: &LiveOptions, sink: &mut dyn RowSink) -> Result<(UsageKind, 
                  interval is shorter than the metrics resolution"
             );
         }
-        Ok((kind, interrupted))
+        Ok((kind, stopped_by))
     })
 }
 

@@ -809,15 +809,10 @@ fn a_pipe_that_pauses_after_a_large_table_hands_it_on_and_numbers_lines_on() {
     assert_eq!(err, stderr(&whole));
 }
 
-/// Sends SIGINT, as Ctrl-C at a terminal does.
-fn ctrl_c(child: &std::process::Child) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    kill(
-        Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        Signal::SIGINT,
-    )
-    .unwrap();
+/// Sends `signal`: SIGINT as Ctrl-C at a terminal does, SIGTERM as `kill` or a stopping pod does.
+fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, signal).unwrap();
 }
 
 /// The temporary files `-o` writes into in `dir` (named `.NAME.XXXXXX.tmp`).
@@ -842,10 +837,20 @@ fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 }
 
 #[test]
-fn ctrl_c_on_a_silent_pipe_writes_the_rows_read_and_exits_130() {
-    // A sampling loop has sent a table and the start of a line, and is still running: Ctrl-C to
-    // top-parse alone ends its input there. The output file holds the table's rows (not the cut
-    // line), no temporary file is left, and the exit code says it was interrupted.
+fn ctrl_c_or_sigterm_on_a_silent_pipe_writes_the_rows_read_and_exits_128_plus_the_signal() {
+    use nix::sys::signal::Signal;
+    for (signal, code, said) in [
+        (Signal::SIGINT, 130, "interrupted (Ctrl-C)"),
+        (Signal::SIGTERM, 143, "terminated (SIGTERM)"),
+    ] {
+        interrupted_on_a_silent_pipe(signal, code, said);
+    }
+}
+
+fn interrupted_on_a_silent_pipe(signal: nix::sys::signal::Signal, code: i32, said: &str) {
+    // A sampling loop has sent a table and the start of a line, and is still running: the
+    // signal to top-parse alone ends its input there. The output file holds the table's rows
+    // (not the cut line), no temporary file is left, and the exit code names the signal.
     use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pods.csv");
@@ -869,7 +874,7 @@ fn ctrl_c_on_a_silent_pipe_writes_the_rows_read_and_exits_130() {
             .iter()
             .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() > 0))
     });
-    ctrl_c(&child);
+    send(&child, signal);
     let status = child.wait().unwrap();
     let mut err = String::new();
     child
@@ -878,11 +883,11 @@ fn ctrl_c_on_a_silent_pipe_writes_the_rows_read_and_exits_130() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    assert_eq!(status.code(), Some(130), "{err}");
+    assert_eq!(status.code(), Some(code), "{err}");
     assert!(
-        err.contains(
-            "interrupted (Ctrl-C) while reading <stdin>; the rows read before it were written"
-        ),
+        err.contains(&format!(
+            "{said} while reading <stdin>; the rows read before it were written"
+        )),
         "{err}"
     );
     let whole = top_parse(&["--run", "loop", "-"], table.as_bytes());
@@ -906,7 +911,7 @@ fn ctrl_c_before_any_input_writes_nothing_and_exits_130() {
         .unwrap();
     // Ctrl-C is caught before the temporary file is made.
     wait_for("the temporary file", || !temporaries(dir.path()).is_empty());
-    ctrl_c(&child);
+    send(&child, nix::sys::signal::Signal::SIGINT);
     let status = child.wait().unwrap();
     let mut err = String::new();
     child

@@ -273,7 +273,17 @@ fn each_sample_is_written_before_the_wait_for_the_next() {
 }
 
 #[test]
-fn ctrl_c_while_sampling_writes_the_samples_taken_and_exits_130() {
+fn ctrl_c_or_sigterm_while_sampling_writes_the_samples_taken() {
+    use nix::sys::signal::Signal;
+    for (signal, code, said) in [
+        (Signal::SIGINT, 130, "interrupted (Ctrl-C)"),
+        (Signal::SIGTERM, 143, "terminated (SIGTERM)"),
+    ] {
+        stopped_while_sampling(signal, code, said);
+    }
+}
+
+fn stopped_while_sampling(signal: nix::sys::signal::Signal, code: i32, said: &str) {
     use std::io::BufRead as _;
     let sim = Sim::start(3);
     let dir = tempfile::tempdir().unwrap();
@@ -296,19 +306,19 @@ fn ctrl_c_while_sampling_writes_the_samples_taken_and_exits_130() {
         first[1..].iter().all(|l| l.starts_with("live,")),
         "{first:?}"
     );
-    // Waiting for the second sample now, with Ctrl-C watched.
+    // Waiting for the second sample now, with the signals watched.
     std::thread::sleep(Duration::from_millis(200));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGINT,
+        signal,
     )
     .unwrap();
     let rest = lines.map(Result::unwrap).count();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert_eq!(out.status.code(), Some(code), "{err}");
     assert!(
-        err.contains("interrupted (Ctrl-C) while reading the cluster"),
+        err.contains(&format!("{said} while reading the cluster")),
         "{err}"
     );
     assert_eq!(rest % 3, 0, "whole samples only");

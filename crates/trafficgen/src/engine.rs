@@ -35,6 +35,18 @@ use crate::plan::{Arrival, Plan};
 use crate::report::Collector;
 use crate::{Error, Output};
 
+/// The first of Ctrl-C (SIGINT) and SIGTERM to come; `None` if neither can be watched.
+async fn stop_signal() -> Option<nix::sys::signal::Signal> {
+    use nix::sys::signal::Signal;
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            ctrl_c = tokio::signal::ctrl_c() => ctrl_c.ok().map(|()| Signal::SIGINT),
+            Some(()) = term.recv() => Some(Signal::SIGTERM),
+        },
+        Err(_) => tokio::signal::ctrl_c().await.ok().map(|()| Signal::SIGINT),
+    }
+}
+
 /// How long after the schedule ends in-flight requests may still finish when Ctrl-C stopped it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 /// Time to set up threads and connections before the first request is due.
@@ -46,6 +58,8 @@ pub(crate) struct Outcome {
     pub started_at: SystemTime,
     pub measured: Duration,
     pub interrupted: bool,
+    /// The signal that stopped the run early (SIGINT, SIGTERM), by number.
+    pub stopped_by: Option<i32>,
     pub requests: Requests,
     pub status_codes: BTreeMap<u16, u64>,
     pub errors_by_kind: BTreeMap<&'static str, u64>,
@@ -71,6 +85,8 @@ pub(crate) struct Shared {
     /// Ctrl-C or when -n is used up.
     stop_ns: AtomicU64,
     pub interrupted: AtomicBool,
+    /// The signal behind `interrupted`, by number (0 before one comes).
+    stopped_by: std::sync::atomic::AtomicI32,
     stop: tokio::sync::Notify,
     /// Measured requests still allowed by -n.
     budget: Option<AtomicU64>,
@@ -440,6 +456,7 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<O
         measure_start,
         stop_ns: AtomicU64::new(stop_ns),
         interrupted: AtomicBool::new(false),
+        stopped_by: std::sync::atomic::AtomicI32::new(0),
         stop: tokio::sync::Notify::new(),
         budget: plan.requests.map(AtomicU64::new),
         warned: std::sync::Mutex::new(std::collections::HashSet::new()),
@@ -488,6 +505,7 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<O
     let cores = crate::cgroup::quota().map_or(whole as f64, |q| q.min(whole as f64));
     let cpu_utilization = crate::report::utilization(cpu_seconds, began.elapsed(), cores);
     let interrupted = shared.interrupted.load(Ordering::Acquire);
+    let stopped_by = Some(shared.stopped_by.load(Ordering::Acquire)).filter(|_| interrupted);
     let measured = shared
         .stop_at()
         .min(collector.last_event().unwrap_or(measure_start))
@@ -499,7 +517,7 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<O
     Ok(collector.finish(
         started_at,
         measured,
-        interrupted,
+        stopped_by,
         crate::report::ClientUse {
             cpu_seconds,
             cpu_utilization,
@@ -527,10 +545,14 @@ fn load_thread(
         for k in connections {
             tasks.spawn_local(connection(k, Arc::clone(shared), Rc::clone(&stats)));
         }
-        // Ctrl-C: stop the schedule everywhere; answers may still come in for a moment.
+        // Ctrl-C or SIGTERM (a pod being stopped): stop the schedule everywhere; answers may
+        // still come in for a moment.
         let interrupt_shared = Arc::clone(shared);
         let ctrl_c = tokio::task::spawn_local(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if let Some(signal) = stop_signal().await {
+                interrupt_shared
+                    .stopped_by
+                    .store(signal as i32, Ordering::Release);
                 interrupt_shared.interrupted.store(true, Ordering::Release);
                 interrupt_shared.stop_now(Instant::now());
             }

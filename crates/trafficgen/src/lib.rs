@@ -140,8 +140,11 @@ pub enum Error {
         "no request succeeded ({errors} errors: {kinds}); the summary was written all the same"
     )]
     NothingSucceeded { errors: u64, kinds: String },
-    #[error("interrupted; the summary was written, marked interrupted")]
-    Interrupted,
+    #[error("{}; the summary was written, marked interrupted", match *.signal {
+        15 => "terminated (SIGTERM)",
+        _ => "interrupted (Ctrl-C)",
+    })]
+    Interrupted { signal: i32 },
     #[error("{input}: {problem}")]
     BadSummary { input: String, problem: String },
     #[error("{0}")]
@@ -158,8 +161,8 @@ impl Failure for Error {
     fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) | Error::Url { .. } | Error::Header { .. } => 2,
-            // As a shell reports a command ended by SIGINT.
-            Error::Interrupted => 130,
+            // As a shell reports a command ended by the signal: 130 for SIGINT, 143 for SIGTERM.
+            Error::Interrupted { signal } => u8::try_from(128 + signal).unwrap_or(1),
             _ => 1,
         }
     }
@@ -232,8 +235,8 @@ pub fn run(args: Args) -> Result<()> {
     }
     report::warn_about(&plan, &summary);
 
-    if summary.interrupted {
-        return Err(Error::Interrupted);
+    if let Some(signal) = outcome.stopped_by {
+        return Err(Error::Interrupted { signal });
     }
     if summary.requests.completed == 0 {
         let kinds = report::listed(&summary.errors_by_kind, |kind, n| format!("{n} {kind}"));

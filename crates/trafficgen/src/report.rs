@@ -235,13 +235,14 @@ impl Collector {
         mut self,
         started_at: SystemTime,
         measured: Duration,
-        interrupted: bool,
+        interrupted: Option<i32>,
         client: ClientUse,
     ) -> Outcome {
         let mut outcome = Outcome {
             started_at,
             measured,
-            interrupted,
+            interrupted: interrupted.is_some(),
+            stopped_by: interrupted,
             requests: Default::default(),
             status_codes: BTreeMap::new(),
             errors_by_kind: BTreeMap::new(),
@@ -678,6 +679,7 @@ mod tests {
             started_at: SystemTime::UNIX_EPOCH,
             measured: Duration::from_secs(10),
             interrupted: false,
+            stopped_by: None,
             requests: meshbench_formats::trafficgen::Requests {
                 scheduled: sent,
                 sent,

@@ -638,29 +638,33 @@ fn the_originals_form_and_request_counts() {
 
 #[cfg(unix)]
 #[test]
-fn ctrl_c_stops_and_still_writes_the_summary() {
-    let addr = sample_app(Delay::Fixed(Duration::from_millis(5)));
-    let child = Command::new(env!("CARGO_BIN_EXE_trafficgen"))
-        .args(["-r", "200", "-d", "30s", "-c", "4", &url(addr)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1_500));
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(130),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let s = summary(&out);
-    assert!(s.interrupted);
-    assert!(s.requests.balanced(), "{:?}", s.requests);
-    assert!((0.8..3.0).contains(&s.duration_s), "{}", s.duration_s);
-    assert!(s.requests.completed > 100);
+fn ctrl_c_or_sigterm_stops_and_still_writes_the_summary() {
+    use nix::sys::signal::Signal;
+    // Ctrl-C at a terminal; SIGTERM when Kubernetes stops a load generator's pod.
+    for (signal, code, said) in [
+        (Signal::SIGINT, 130, "interrupted (Ctrl-C)"),
+        (Signal::SIGTERM, 143, "terminated (SIGTERM)"),
+    ] {
+        let addr = sample_app(Delay::Fixed(Duration::from_millis(5)));
+        let child = Command::new(env!("CARGO_BIN_EXE_trafficgen"))
+            .args(["-r", "200", "-d", "30s", "-c", "4", &url(addr)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1_500));
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, signal).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{signal}: {stderr}");
+        assert!(stderr.contains(said), "{signal}: {stderr}");
+        let s = summary(&out);
+        assert!(s.interrupted);
+        assert!(s.requests.balanced(), "{:?}", s.requests);
+        assert!((0.8..3.0).contains(&s.duration_s), "{}", s.duration_s);
+        assert!(s.requests.completed > 100);
+    }
 }
 
 /// A CA and a certificate for 127.0.0.1 and localhost signed by it, as PEM, in `dir`.
