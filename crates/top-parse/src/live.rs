@@ -240,8 +240,8 @@ fn percent(usage: i128, total: i128) -> Option<u32> {
     (total > 0).then(|| u32::try_from(usage * 100 / total).unwrap_or(u32::MAX))
 }
 
-/// Samples the cluster `opts.samples` times, every `opts.interval`, into `sink`. Ctrl-C stops
-/// early and keeps what was sampled. Rows a later sample repeats unchanged (same object, same
+/// Samples the cluster `opts.samples` times, every `opts.interval`, into `sink`. Ctrl-C or
+/// SIGTERM stops early and keeps what was sampled. Rows a later sample repeats unchanged (same object, same
 /// server timestamp: the interval is shorter than metrics-server's resolution) are written once.
 /// Returns the kind of rows, and the number of the signal (SIGINT, SIGTERM) that ended the
 /// sampling early, if one did.

@@ -47,7 +47,8 @@ async fn stop_signal() -> Option<nix::sys::signal::Signal> {
     }
 }
 
-/// How long after the schedule ends in-flight requests may still finish when Ctrl-C stopped it.
+/// How long after the schedule ends in-flight requests may still finish when Ctrl-C or SIGTERM
+/// stopped it.
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 /// Time to set up threads and connections before the first request is due.
 const LEAD_IN: Duration = Duration::from_millis(100);
@@ -82,7 +83,7 @@ pub(crate) struct Shared {
     pub t0: Instant,
     pub measure_start: Instant,
     /// Nanoseconds after `t0` at which the schedule stops: the end of the run, or earlier on
-    /// Ctrl-C or when -n is used up.
+    /// Ctrl-C or SIGTERM, or when -n is used up.
     stop_ns: AtomicU64,
     pub interrupted: AtomicBool,
     /// The signal behind `interrupted`, by number (0 before one comes).
