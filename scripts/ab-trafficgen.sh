@@ -6,7 +6,8 @@
 # nginx-light (one worker) on core 0; wrk, then each BINARY in turn, on core 1: 50 connections,
 # closed loop, interleaved round by round. Prints each run's CPU µs per request (GNU time) and
 # its ratio to wrk's in the same round, then the median ratio per binary with a 95% interval
-# (order statistics of the rounds, as the sign test gives it: scripts/harness.py). Build the binaries first, e.g.
+# (order statistics of the rounds, as the sign test gives it: scripts/harness.py). Build the
+# binaries first, e.g.
 # `cargo build --release -p trafficgen && cp target/release/trafficgen /tmp/tg-a`.
 # A BINARY may carry flags of its own, quoted as one argument: '/tmp/tg-a -H User-Agent:' sends
 # the request wrk sends, byte for byte.
