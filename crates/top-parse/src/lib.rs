@@ -88,10 +88,11 @@ pub struct Args {
     #[arg(long, value_name = "LABEL", default_value = "")]
     pub run: String,
 
-    /// Timestamp for rows whose source has none (kubectl top text): RFC 3339, or `now`.
-    /// Metrics-API JSON keeps its own timestamps.
+    /// Timestamp for rows whose source has none (kubectl top text): RFC 3339, or `now` (the time
+    /// each table is read, so a loop piped in stamps each sample). Metrics-API JSON keeps its own
+    /// timestamps.
     #[arg(long, value_name = "TIME", value_parser = text::parse_timestamp)]
-    pub timestamp: Option<Timestamp>,
+    pub timestamp: Option<text::TimestampArg>,
 
     /// The layout of header-less (`--no-headers`) text; checked against the header if there is one.
     #[arg(long, value_enum)]
@@ -328,6 +329,9 @@ pub struct Labels {
     pub run: String,
     /// For sources without timestamps of their own.
     pub timestamp: Option<Timestamp>,
+    /// `--timestamp now`: each table of kubectl top text takes the time it is read, in place of
+    /// `timestamp`.
+    pub stamp_each_table: bool,
     /// For tables without a NAMESPACE column (`kubectl top pod -n NS`): the namespace of their
     /// rows.
     pub namespace: Option<String>,
@@ -561,7 +565,12 @@ pub fn run(args: Args) -> Result<()> {
     let opts = ParseOptions {
         labels: Labels {
             run: args.run,
-            timestamp: args.timestamp,
+            timestamp: match args.timestamp {
+                Some(text::TimestampArg::At(t)) => Some(t),
+                Some(text::TimestampArg::Now) => Some(text::now()),
+                None => None,
+            },
+            stamp_each_table: args.timestamp == Some(text::TimestampArg::Now),
             namespace: if args.from_cluster {
                 None
             } else {

@@ -161,8 +161,7 @@ enum Sampled {
 fn parse_sample(source: &str, json: &str, opts: &LiveOptions) -> Result<Sampled> {
     let labels = Labels {
         run: opts.run.clone(),
-        timestamp: None,
-        namespace: None,
+        ..Labels::default()
     };
     let mut pods = Vec::new();
     let mut nodes = Vec::new();

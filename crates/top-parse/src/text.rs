@@ -393,11 +393,14 @@ struct Table<'o> {
     report: TextReport,
     /// The line being read, for messages.
     line_no: u64,
+    /// The timestamp of this table's rows: `--timestamp`, or with `--timestamp now` the time
+    /// the table's header was read.
+    timestamp: Option<Timestamp>,
 }
 
 impl<'o> Table<'o> {
     fn new(opts: &'o TextOptions<'o>, header: Header, line_no: u64) -> Table<'o> {
-        Table {
+        let mut table = Table {
             opts,
             header,
             state: State::Rows,
@@ -408,6 +411,17 @@ impl<'o> Table<'o> {
                 skipped: 0,
             },
             line_no,
+            timestamp: opts.labels.timestamp,
+        };
+        table.stamp();
+        table
+    }
+
+    /// A new table begins: with `--timestamp now`, its rows take the time it is read (each
+    /// sample of a loop piped in gets its own).
+    fn stamp(&mut self) {
+        if self.opts.labels.stamp_each_table {
+            self.timestamp = Some(now());
         }
     }
 
@@ -471,6 +485,7 @@ impl<'o> Table<'o> {
                 Some(h) if h == self.header => {
                     self.state = State::NewTable;
                     self.totals = Totals::default();
+                    self.stamp();
                     Ok(None)
                 }
                 _ => Err(format!(
@@ -524,7 +539,7 @@ impl<'o> Table<'o> {
         if layout == Layout::Nodes {
             let row = NodeUsageRow {
                 run: labels.run.as_str(),
-                timestamp: labels.timestamp,
+                timestamp: self.timestamp,
                 node: tokens[0],
                 cpu_millicores: unknown_or(resources[0], cpu)?,
                 cpu_percent: unknown_or(resources[1], percent)?,
@@ -556,7 +571,7 @@ impl<'o> Table<'o> {
         self.totals.memory_bytes += i128::from(memory_value);
         Ok(Some(Row::Pod(PodUsageRow {
             run: labels.run.as_str(),
-            timestamp: labels.timestamp,
+            timestamp: self.timestamp,
             namespace,
             pod,
             container,
@@ -571,6 +586,7 @@ impl<'o> Table<'o> {
     fn resume(&mut self, state: State, line_no: u64) {
         if state == State::NewTable {
             self.totals = Totals::default();
+            self.stamp();
         }
         self.state = state;
         self.line_no = line_no;
@@ -847,22 +863,31 @@ fn write_row(writer: &mut UsageWriter<Vec<u8>>, row: &Row<'_>) -> crate::Result<
     .map_err(Error::Write)
 }
 
-/// Formats the rows of one chunk of complete lines: the parallel part of the work.
+/// Formats the rows of one chunk of complete lines, of a table whose rows carry `timestamp`: the
+/// parallel part of the work.
 fn chunk_rows(
     opts: &TextOptions<'_>,
-    header: Header,
+    (header, timestamp): (Header, Option<Timestamp>),
     format: UsageFormat,
     chunk: &[u8],
     first_line: u64,
     out: Vec<u8>,
 ) -> Result<ChunkRows, Error> {
-    chunk_rows_by(opts, header, format, chunk, first_line, out, true)
+    chunk_rows_by(
+        opts,
+        (header, timestamp),
+        format,
+        chunk,
+        first_line,
+        out,
+        true,
+    )
 }
 
 /// [`chunk_rows`], with the fast path for kubectl's own pod rows (`fast`) or without it (tests).
 fn chunk_rows_by(
     opts: &TextOptions<'_>,
-    header: Header,
+    (header, timestamp): (Header, Option<Timestamp>),
     format: UsageFormat,
     chunk: &[u8],
     first_line: u64,
@@ -870,6 +895,7 @@ fn chunk_rows_by(
     fast: bool,
 ) -> Result<ChunkRows, Error> {
     let mut table = Table::new(opts, header, first_line);
+    table.timestamp = timestamp;
     // Output rows run a little longer than kubectl's padded input lines.
     out.clear();
     out.reserve(chunk.len() + chunk.len() / 4);
@@ -899,7 +925,7 @@ fn chunk_rows_by(
         && !header.swap
     {
         // kubectl's own rows take the fast path; any other line comes back here, one at a time.
-        let prefix = CsvPrefix::new(&opts.labels.run, opts.labels.timestamp);
+        let prefix = CsvPrefix::new(&opts.labels.run, timestamp);
         let mut fast = FastTotals::default();
         let last = crate::fast::pod_rows(
             chunk,
@@ -1033,7 +1059,7 @@ fn parallel_body(
 ) -> Result<(), Error> {
     use std::sync::{Condvar, Mutex, PoisonError};
     let opts = table.opts;
-    let header = table.header;
+    let (header, timestamp) = (table.header, table.timestamp);
     let kind = header.layout.kind();
     // Chunks read but not yet appended: bounds memory, and keeps every channel below capacity.
     let in_flight_max = 2 * threads as u64;
@@ -1108,7 +1134,8 @@ fn parallel_body(
                             return;
                         }
                     };
-                    let outcome = chunk_rows(opts, header, format, &chunk, first_line, out);
+                    let outcome =
+                        chunk_rows(opts, (header, timestamp), format, &chunk, first_line, out);
                     if done_tx
                         .send(ChunkDone {
                             seq,
@@ -1222,7 +1249,7 @@ fn serial_body(
         if table.state == State::Rows {
             let rows = chunk_rows(
                 opts,
-                table.header,
+                (table.header, table.timestamp),
                 format,
                 &buf[start..complete],
                 table.line_no,
@@ -1400,15 +1427,27 @@ pub(crate) fn parse(
 }
 
 /// Parses a timestamp argument: RFC 3339, or `now`.
-pub fn parse_timestamp(arg: &str) -> Result<Timestamp, String> {
+pub fn parse_timestamp(arg: &str) -> Result<TimestampArg, String> {
     if arg == "now" {
-        let now = Timestamp::now();
-        // Whole milliseconds: finer digits are noise for 15 s metrics and clutter every row.
-        return Timestamp::from_millisecond(now.as_millisecond()).map_err(|e| e.to_string());
+        return Ok(TimestampArg::Now);
     }
-    arg.parse::<Timestamp>().map_err(|e| {
+    arg.parse::<Timestamp>().map(TimestampArg::At).map_err(|e| {
         format!("{arg:?} is not an RFC 3339 timestamp such as 2026-11-26T08:00:00Z, or `now`: {e}")
     })
+}
+
+/// `--timestamp`: a time, or `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampArg {
+    At(Timestamp),
+    /// The time each table is read.
+    Now,
+}
+
+/// The time, in whole milliseconds: finer digits are noise for 15 s metrics and clutter every row.
+pub(crate) fn now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
 }
 
 #[cfg(test)]
@@ -1561,7 +1600,7 @@ mod tests {
             if final_newline {
                 text.push('\n');
             }
-            let labels = Labels { run: "r,1".to_owned(), timestamp: None, namespace };
+            let labels = Labels { run: "r,1".to_owned(), namespace, ..Labels::default() };
             let opts = TextOptions {
                 name: "t",
                 layout: None,
@@ -1572,7 +1611,7 @@ mod tests {
             };
             let header = Header { layout, swap: false };
             let run = |fast| {
-                chunk_rows_by(&opts, header, UsageFormat::Csv, text.as_bytes(), 1, Vec::new(), fast)
+                chunk_rows_by(&opts, (header, None), UsageFormat::Csv, text.as_bytes(), 1, Vec::new(), fast)
             };
             match (run(true), run(false)) {
                 (Ok(f), Ok(g)) => {
@@ -1716,10 +1755,13 @@ mod tests {
     #[test]
     fn timestamps() {
         assert_eq!(
-            parse_timestamp("2026-11-26T08:00:00Z").unwrap().to_string(),
+            match parse_timestamp("2026-11-26T08:00:00Z").unwrap() {
+                TimestampArg::At(t) => t.to_string(),
+                TimestampArg::Now => String::new(),
+            },
             "2026-11-26T08:00:00Z"
         );
         assert!(parse_timestamp("yesterday").is_err());
-        assert!(parse_timestamp("now").is_ok());
+        assert_eq!(parse_timestamp("now"), Ok(TimestampArg::Now));
     }
 }

@@ -925,3 +925,39 @@ fn ctrl_c_before_any_input_writes_nothing_and_exits_130() {
     assert!(!out.exists());
     assert!(temporaries(dir.path()).is_empty());
 }
+
+#[test]
+fn timestamp_now_stamps_each_table_when_it_is_read() {
+    // A loop piped in: with `--timestamp now` each sample's rows carry the time it came, not
+    // the time top-parse started. (A table is read at least 20 ms after the one before it here:
+    // fed_in_parts sends it only once the earlier rows are out.)
+    let table = std::fs::read_to_string(root().join(fixture("pods-all-namespaces.txt"))).unwrap();
+    let rows = table.lines().count() - 1;
+    let parts = vec![table.clone(); 3];
+    let lines: Vec<usize> = (1..=3).map(|k| 1 + k * rows).collect();
+    let (out, err, success) = fed_in_parts(&["--timestamp", "now", "-"], &parts, &lines);
+    assert!(success, "{err}");
+    let stamps: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    let tables: Vec<&[&str]> = stamps.chunks(rows).collect();
+    for t in &tables {
+        assert!(t.iter().all(|s| s == &t[0]), "one time per table: {t:?}");
+    }
+    let times: Vec<jiff::Timestamp> = tables.iter().map(|t| t[0].parse().unwrap()).collect();
+    assert!(times[0] < times[1] && times[1] < times[2], "{times:?}");
+    // A given time is every row's.
+    let fixed = ok(&[
+        "--timestamp",
+        "2026-11-26T08:00:00Z",
+        &fixture("pods-all-namespaces.txt"),
+    ]);
+    assert!(
+        fixed
+            .lines()
+            .skip(1)
+            .all(|l| l.contains(",2026-11-26T08:00:00Z,"))
+    );
+}
