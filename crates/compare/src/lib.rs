@@ -217,10 +217,27 @@ fn table(
         .enumerate()
         .map(|(k, reps)| metrics::spread(reps, rounds, seed.wrapping_add(k as u64)))
         .collect();
-    let intervals: Vec<_> = order[1..]
+    let mut intervals: Vec<_> = order[1..]
         .iter()
         .map(|&o| metrics::interval(&spreads[baseline], &spreads[o]))
         .collect();
+    // The usage beyond the none arm: both arms' excess over one estimate of the none arm. (An
+    // arm against the none arm itself has no excess to compare.)
+    if let Some(n) = none {
+        for (&o, interval) in order[1..].iter().zip(&mut intervals) {
+            if baseline == n || o == n {
+                continue;
+            }
+            for (over, total) in [(metrics::OVER_NONE, 14), (metrics::OVER_NONE + 1, 15)] {
+                interval[over] = metrics::over_none_interval(
+                    &spreads[baseline],
+                    &spreads[o],
+                    &spreads[n],
+                    total,
+                );
+            }
+        }
+    }
     let rows = METRICS
         .iter()
         .enumerate()

@@ -652,6 +652,74 @@ pub fn bootstrap(
     )
 }
 
+/// 95% confidence interval of the delta (in percent) between two arms' usage beyond the arm
+/// without a mesh (`metric` is a node total; over = total − the none arm's total), as for
+/// [`interval`]. `None` when an arm has fewer than two repetitions, a value or variance is
+/// missing, or `a`'s excess is zero. Both excesses subtract the same estimate of the none arm,
+/// so its error moves them together: the three arms' totals are the independent parts.
+pub fn over_none_interval(
+    a: &ArmSpread,
+    b: &ArmSpread,
+    none: &ArmSpread,
+    metric: usize,
+) -> Option<[f64; 2]> {
+    let arms = [a, b, none];
+    if arms.iter().any(|s| s.repetitions < 2) {
+        return None;
+    }
+    let mut totals = [0.0; 3];
+    let mut variances = [0.0; 3];
+    for (k, s) in arms.iter().enumerate() {
+        totals[k] = s.values[metric]?;
+        variances[k] = s.variances[metric]?;
+    }
+    let (oa, ob) = (totals[0] - totals[2], totals[1] - totals[2]);
+    if oa == 0.0 {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let n = arms.map(|s| s.repetitions as f64);
+    Some(if oa > 0.0 && ob > 0.0 {
+        // d = ln(ob) − ln(oa), to first order in each arm's total.
+        let gradient = [-1.0 / oa, 1.0 / ob, 1.0 / oa - 1.0 / ob];
+        let half = half_width(&gradient, &variances, &n);
+        let r = (ob / oa).ln();
+        [
+            ((r - half).exp() - 1.0) * 100.0,
+            ((r + half).exp() - 1.0) * 100.0,
+        ]
+    } else {
+        // d = 100 (ob / oa − 1).
+        let gradient = [
+            -100.0 * ob / (oa * oa),
+            100.0 / oa,
+            100.0 * (ob - oa) / (oa * oa),
+        ];
+        let half = half_width(&gradient, &variances, &n);
+        let d = (ob - oa) / oa * 100.0;
+        [d - half, d + half]
+    })
+}
+
+/// Student's t (Welch–Satterthwaite degrees of freedom) times the standard error of a function
+/// of independent values with these `gradient`s, `variances` and repetition counts `n`.
+fn half_width(gradient: &[f64], variances: &[f64], n: &[f64]) -> f64 {
+    let parts: Vec<(f64, f64)> = gradient
+        .iter()
+        .zip(variances)
+        .zip(n)
+        .map(|((g, v), n)| (g * g * v, *n))
+        .collect();
+    let total: f64 = parts.iter().map(|(c, _)| c).sum();
+    let denominator: f64 = parts.iter().map(|(c, n)| c * c / (n - 1.0)).sum();
+    let df = if denominator > 0.0 {
+        total * total / denominator
+    } else {
+        n.iter().map(|n| n - 1.0).sum()
+    };
+    t975(df) * total.sqrt()
+}
+
 /// Welch–Satterthwaite degrees of freedom of a sum of two variance contributions, from arms of
 /// `na` and `nb` repetitions.
 fn welch_df(ca: f64, na: f64, cb: f64, nb: f64) -> f64 {
@@ -868,6 +936,54 @@ mod tests {
                 "{n} repetitions: p50 {p50}, p99 {p99}"
             );
         }
+    }
+
+    #[test]
+    fn usage_beyond_the_none_arm_gets_an_interval_that_keeps_its_95_percent() {
+        // Node CPU totals: the none arm ~600m, two meshes ~1000m (an excess of ~400m each), noise
+        // sd 15m per repetition, 5 repetitions. The none arm's error moves both excesses.
+        let total = |x: f64| {
+            let mut values = [None; N];
+            values[14] = Some(x);
+            RepValues {
+                values,
+                ranges: [None; N],
+                latency: None,
+                errors: 0,
+                scheduled: 0,
+            }
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let arm = |mean: f64, rng: &mut rand::rngs::StdRng, seed: u64| {
+            let reps: Vec<RepValues> = (0..5).map(|_| total(normal(rng, mean, 15.0))).collect();
+            spread(&reps, 300, seed)
+        };
+        let (mut false_alarms, mut found, mut covered) = (0u32, 0u32, 0u32);
+        let sims = 200u32;
+        for sim in 0..u64::from(sims) {
+            let none = arm(600.0, &mut rng, 3 * sim);
+            let a = arm(1000.0, &mut rng, 3 * sim + 1);
+            let same = arm(1000.0, &mut rng, 3 * sim + 2);
+            let more = arm(1200.0, &mut rng, 3 * sim + 2);
+            let [low, high] = over_none_interval(&a, &same, &none, 14).unwrap();
+            if low > 0.0 || high < 0.0 {
+                false_alarms += 1;
+            }
+            // An excess of 600m against 400m: +50%.
+            let [low, high] = over_none_interval(&a, &more, &none, 14).unwrap();
+            found += u32::from(low > 0.0);
+            covered += u32::from(low <= 50.0 && 50.0 <= high);
+        }
+        let rate = f64::from(false_alarms) / f64::from(sims);
+        assert!(rate <= 0.08, "false alarms {rate}");
+        assert!(found >= sims * 9 / 10, "found {found} of {sims}");
+        assert!(covered >= sims * 9 / 10, "+50% inside {covered} of {sims}");
+        // Fewer than two repetitions, or no excess to compare with: no interval.
+        let one = spread(&[total(1000.0)], 300, 1);
+        let none = spread(&[total(600.0), total(610.0)], 300, 2);
+        let a = spread(&[total(1000.0), total(990.0)], 300, 3);
+        assert_eq!(over_none_interval(&one, &a, &none, 14), None);
+        assert_eq!(over_none_interval(&none, &a, &none, 14), None);
     }
 
     #[test]
