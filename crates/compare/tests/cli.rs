@@ -273,6 +273,45 @@ fn repetitions_give_seeded_intervals_and_a_verdict() {
 }
 
 #[test]
+fn usage_beyond_the_none_arm_gets_an_interval_between_meshes_only() {
+    // Node CPU per repetition: none ~600m, linkerd ~1000m, istio ~1300m, so istio's excess over
+    // the none arm (700m) is 75% more than linkerd's (400m).
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = Vec::new();
+    for (mesh, cpu) in [("none", 600), ("linkerd", 1000), ("istio", 1300)] {
+        for (rep, wobble) in [(1, -10), (2, 0), (3, 10)] {
+            let d = dir.path().join(mesh).join(rep.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(
+                d.join("nodes.csv"),
+                format!(
+                    "run,timestamp,node,cpu_millicores,cpu_percent,memory_bytes,memory_percent\n\
+                     {mesh}-{rep},,node-0,{},,2000000000,\n",
+                    cpu + wobble
+                ),
+            )
+            .unwrap();
+        }
+        args.push("--arm".to_owned());
+        args.push(format!("{mesh}={}", dir.path().join(mesh).display()));
+    }
+    args.extend(["--baseline".to_owned(), "linkerd".to_owned()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let c = json(&args);
+    let over = &row(&c, "node_cpu_millicores_over_none")["deltas"];
+    let istio = &over["istio"];
+    assert_eq!(istio["delta_pct"], 75.0);
+    let [lo, hi] = [
+        istio["ci95"][0].as_f64().unwrap(),
+        istio["ci95"][1].as_f64().unwrap(),
+    ];
+    assert!(0.0 < lo && lo < 75.0 && 75.0 < hi, "[{lo}, {hi}]");
+    assert_eq!(istio["significant"], true);
+    // Against the none arm itself there is no excess to compare: no interval.
+    assert_eq!(over["none"]["ci95"], serde_json::Value::Null);
+}
+
+#[test]
 fn fail_if_gates_a_pipeline() {
     let mut args = SEED.to_vec();
     args.extend_from_slice(&[
