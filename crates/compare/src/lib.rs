@@ -246,7 +246,15 @@ fn table(
                 .iter()
                 .zip(&intervals)
                 .map(|(&o, interval)| {
-                    let delta_pct = metrics::delta_pct(values[baseline][i], values[o][i]);
+                    // The none arm's usage beyond itself is zero by definition: no delta
+                    // between it and another arm on those rows ("none uses 100% less").
+                    let beyond_none = (metrics::OVER_NONE..metrics::OVER_NONE + 2).contains(&i)
+                        && none.is_some_and(|n| n == o || n == baseline);
+                    let delta_pct = if beyond_none {
+                        None
+                    } else {
+                        metrics::delta_pct(values[baseline][i], values[o][i])
+                    };
                     let ci95 = interval[i].filter(|_| delta_pct.is_some());
                     let significant = ci95.map(|[lo, hi]| lo > 0.0 || hi < 0.0);
                     let delta = Delta {

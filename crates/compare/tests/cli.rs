@@ -307,8 +307,12 @@ fn usage_beyond_the_none_arm_gets_an_interval_between_meshes_only() {
     ];
     assert!(0.0 < lo && lo < 75.0 && 75.0 < hi, "[{lo}, {hi}]");
     assert_eq!(istio["significant"], true);
-    // Against the none arm itself there is no excess to compare: no interval.
+    // Against the none arm itself there is no excess to compare: no delta, no interval.
+    assert_eq!(over["none"]["delta_pct"], serde_json::Value::Null);
     assert_eq!(over["none"]["ci95"], serde_json::Value::Null);
+    let out = compare(&[&args[..], &["-f", "markdown"]].concat());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("100% less"), "{text}");
 }
 
 #[test]
