@@ -200,7 +200,7 @@ fn table(
     if let Some(n) = none {
         let base = values[n];
         for v in &mut values {
-            for (over, total) in [(metrics::OVER_NONE, 14), (metrics::OVER_NONE + 1, 15)] {
+            for (over, total) in metrics::OVER_NONE_OF {
                 v[over] = match (v[total], base[total]) {
                     (Some(a), Some(b)) => Some(a - b),
                     _ => None,
@@ -228,7 +228,7 @@ fn table(
             if baseline == n || o == n {
                 continue;
             }
-            for (over, total) in [(metrics::OVER_NONE, 14), (metrics::OVER_NONE + 1, 15)] {
+            for (over, total) in metrics::OVER_NONE_OF {
                 interval[over] = metrics::over_none_interval(
                     &spreads[baseline],
                     &spreads[o],
@@ -248,7 +248,7 @@ fn table(
                 .map(|(&o, interval)| {
                     // The none arm's usage beyond itself is zero by definition: no delta
                     // between it and another arm on those rows ("none uses 100% less").
-                    let beyond_none = (metrics::OVER_NONE..metrics::OVER_NONE + 2).contains(&i)
+                    let beyond_none = metrics::OVER_NONE_OF.iter().any(|&(over, _)| over == i)
                         && none.is_some_and(|n| n == o || n == baseline);
                     let delta_pct = if beyond_none {
                         None

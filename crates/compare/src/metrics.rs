@@ -84,6 +84,8 @@ pub fn profile(arm: &Arm, profiles: &[Profile]) -> Result<Profile, Error> {
 const N: usize = METRICS.len();
 /// The two rows from here are differences to the `none` arm, filled in by the table.
 pub const OVER_NONE: usize = 16;
+/// Each usage-beyond-none row with the node total it is taken from.
+pub const OVER_NONE_OF: [(usize, usize); 2] = [(OVER_NONE, 14), (OVER_NONE + 1, 15)];
 /// The proxies' p95 (CPU, memory), then the injection coverage.
 const P95: usize = 18;
 
@@ -616,40 +618,17 @@ pub fn interval(a: &ArmSpread, b: &ArmSpread) -> [Option<[f64; 2]>; N] {
         if ma == 0.0 {
             continue;
         }
-        *slot = Some(if ma > 0.0 && mb > 0.0 {
-            // On the log of the ratio: relative variances.
-            let (ca, cb) = (var_a / (ma * ma), var_b / (mb * mb));
-            let half = t975(welch_df(ca, na, cb, nb)) * (ca + cb).sqrt();
-            let r = (mb / ma).ln();
-            [
-                ((r - half).exp() - 1.0) * 100.0,
-                ((r + half).exp() - 1.0) * 100.0,
-            ]
-        } else {
-            // A zero or negative value: the delta's own variance, to first order.
-            let (ca, cb) = (
-                var_a * (100.0 * mb / (ma * ma)).powi(2),
-                var_b * (100.0 / ma).powi(2),
-            );
-            let half = t975(welch_df(ca, na, cb, nb)) * (ca + cb).sqrt();
-            let d = (mb - ma) / ma * 100.0;
-            [d - half, d + half]
-        });
+        *slot = Some(ratio_interval(
+            ma,
+            mb,
+            &[(var_a / (ma * ma), na), (var_b / (mb * mb), nb)],
+            &[
+                (var_a * (100.0 * mb / (ma * ma)).powi(2), na),
+                (var_b * (100.0 / ma).powi(2), nb),
+            ],
+        ));
     }
     out
-}
-
-/// [`interval`] of two arms, each resampled `rounds` times from `seed`.
-pub fn bootstrap(
-    a: &[RepValues],
-    b: &[RepValues],
-    rounds: usize,
-    seed: u64,
-) -> [Option<[f64; 2]>; N] {
-    interval(
-        &spread(a, rounds, seed),
-        &spread(b, rounds, seed.wrapping_add(1)),
-    )
 }
 
 /// 95% confidence interval of the delta (in percent) between two arms' usage beyond the arm
@@ -679,56 +658,59 @@ pub fn over_none_interval(
     }
     #[allow(clippy::cast_precision_loss)]
     let n = arms.map(|s| s.repetitions as f64);
-    Some(if oa > 0.0 && ob > 0.0 {
-        // d = ln(ob) − ln(oa), to first order in each arm's total.
-        let gradient = [-1.0 / oa, 1.0 / ob, 1.0 / oa - 1.0 / ob];
-        let half = half_width(&gradient, &variances, &n);
-        let r = (ob / oa).ln();
+    // Each total's contribution to a variance, for a function with these gradients.
+    let parts = |gradient: [f64; 3]| -> [(f64, f64); 3] {
+        std::array::from_fn(|k| (gradient[k] * gradient[k] * variances[k], n[k]))
+    };
+    Some(ratio_interval(
+        oa,
+        ob,
+        // ln(ob) − ln(oa)
+        &parts([-1.0 / oa, 1.0 / ob, 1.0 / oa - 1.0 / ob]),
+        // 100 (ob / oa − 1)
+        &parts([
+            -100.0 * ob / (oa * oa),
+            100.0 / oa,
+            100.0 * (ob - oa) / (oa * oa),
+        ]),
+    ))
+}
+
+/// The 95% interval of a delta 100 (b / a − 1), from the variance contributions of independent
+/// values (each with its number of repetitions): to ln(b / a) (`log_parts`) when both are
+/// positive, so that the interval stays above −100%; otherwise to the delta itself, to first
+/// order (`linear_parts`).
+fn ratio_interval(
+    a: f64,
+    b: f64,
+    log_parts: &[(f64, f64)],
+    linear_parts: &[(f64, f64)],
+) -> [f64; 2] {
+    if a > 0.0 && b > 0.0 {
+        let half = half_width(log_parts);
+        let r = (b / a).ln();
         [
             ((r - half).exp() - 1.0) * 100.0,
             ((r + half).exp() - 1.0) * 100.0,
         ]
     } else {
-        // d = 100 (ob / oa − 1).
-        let gradient = [
-            -100.0 * ob / (oa * oa),
-            100.0 / oa,
-            100.0 * (ob - oa) / (oa * oa),
-        ];
-        let half = half_width(&gradient, &variances, &n);
-        let d = (ob - oa) / oa * 100.0;
+        let half = half_width(linear_parts);
+        let d = (b - a) / a * 100.0;
         [d - half, d + half]
-    })
+    }
 }
 
-/// Student's t (Welch–Satterthwaite degrees of freedom) times the standard error of a function
-/// of independent values with these `gradient`s, `variances` and repetition counts `n`.
-fn half_width(gradient: &[f64], variances: &[f64], n: &[f64]) -> f64 {
-    let parts: Vec<(f64, f64)> = gradient
-        .iter()
-        .zip(variances)
-        .zip(n)
-        .map(|((g, v), n)| (g * g * v, *n))
-        .collect();
+/// Student's t (Welch–Satterthwaite degrees of freedom) times the standard error of a sum of
+/// independent variance contributions, each from values of so many repetitions.
+fn half_width(parts: &[(f64, f64)]) -> f64 {
     let total: f64 = parts.iter().map(|(c, _)| c).sum();
     let denominator: f64 = parts.iter().map(|(c, n)| c * c / (n - 1.0)).sum();
     let df = if denominator > 0.0 {
         total * total / denominator
     } else {
-        n.iter().map(|n| n - 1.0).sum()
+        parts.iter().map(|(_, n)| n - 1.0).sum()
     };
     t975(df) * total.sqrt()
-}
-
-/// Welch–Satterthwaite degrees of freedom of a sum of two variance contributions, from arms of
-/// `na` and `nb` repetitions.
-fn welch_df(ca: f64, na: f64, cb: f64, nb: f64) -> f64 {
-    let denominator = ca * ca / (na - 1.0) + cb * cb / (nb - 1.0);
-    if denominator > 0.0 {
-        (ca + cb).powi(2) / denominator
-    } else {
-        na + nb - 2.0
-    }
 }
 
 #[cfg(test)]
@@ -790,9 +772,27 @@ mod tests {
         assert_eq!(delta_pct(None, Some(1.0)), None);
     }
 
+    /// [`interval`] of two arms, each resampled `rounds` times from `seed`.
+    fn bootstrap(
+        a: &[RepValues],
+        b: &[RepValues],
+        rounds: usize,
+        seed: u64,
+    ) -> [Option<[f64; 2]>; N] {
+        interval(
+            &spread(a, rounds, seed),
+            &spread(b, rounds, seed.wrapping_add(1)),
+        )
+    }
+
     fn rep(x: f64) -> RepValues {
+        rep_at(0, x)
+    }
+
+    /// A repetition with one metric's value.
+    fn rep_at(metric: usize, x: f64) -> RepValues {
         let mut values = [None; N];
-        values[0] = Some(x);
+        values[metric] = Some(x);
         RepValues {
             values,
             ranges: [None; N],
@@ -942,17 +942,7 @@ mod tests {
     fn usage_beyond_the_none_arm_gets_an_interval_that_keeps_its_95_percent() {
         // Node CPU totals: the none arm ~600m, two meshes ~1000m (an excess of ~400m each), noise
         // sd 15m per repetition, 5 repetitions. The none arm's error moves both excesses.
-        let total = |x: f64| {
-            let mut values = [None; N];
-            values[14] = Some(x);
-            RepValues {
-                values,
-                ranges: [None; N],
-                latency: None,
-                errors: 0,
-                scheduled: 0,
-            }
-        };
+        let total = |x: f64| rep_at(14, x);
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let arm = |mean: f64, rng: &mut rand::rngs::StdRng, seed: u64| {
             let reps: Vec<RepValues> = (0..5).map(|_| total(normal(rng, mean, 15.0))).collect();

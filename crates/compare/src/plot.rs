@@ -29,7 +29,7 @@ fn failed(path: &Path, e: impl std::fmt::Display) -> Error {
 
 /// The 95% confidence interval of the mean of `xs` (Student's t); `None` below two values. (Not a
 /// percentile bootstrap: with a benchmark's few repetitions that is far too narrow, see
-/// `metrics::bootstrap`.)
+/// `metrics::interval`.)
 #[allow(clippy::cast_precision_loss)]
 fn mean_interval(xs: &[f64]) -> Option<(f64, f64)> {
     if xs.len() < 2 {
