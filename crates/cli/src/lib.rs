@@ -12,7 +12,7 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Write};
-use std::os::fd::{AsFd as _, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -55,35 +55,31 @@ impl Input {
         &self,
         interrupt: Option<&Interrupt>,
     ) -> io::Result<(Box<dyn BufRead + Send>, Readiness)> {
-        Ok(match self {
+        match self {
             Input::Stdin => {
                 let stdin = io::stdin();
                 widen_pipe(&stdin);
-                let file = File::from(stdin.as_fd().try_clone_to_owned()?);
-                let readiness = Readiness::of(file, interrupt)?;
-                let reader = Watched {
-                    inner: stdin,
-                    readiness: readiness.clone(),
-                };
-                (
-                    Box::new(BufReader::with_capacity(BUFFER, reader)),
-                    readiness,
-                )
+                watched(stdin, interrupt)
             }
-            Input::File(path) => {
-                let file = File::open(path)?;
-                let readiness = Readiness::of(file.try_clone()?, interrupt)?;
-                let reader = Watched {
-                    inner: file,
-                    readiness: readiness.clone(),
-                };
-                (
-                    Box::new(BufReader::with_capacity(BUFFER, reader)),
-                    readiness,
-                )
-            }
-        })
+            Input::File(path) => watched(File::open(path)?, interrupt),
+        }
     }
+}
+
+/// `inner`, buffered, read through a [`Watched`] reader, and its [`Readiness`].
+fn watched<R: io::Read + AsFd + Send + 'static>(
+    inner: R,
+    interrupt: Option<&Interrupt>,
+) -> io::Result<(Box<dyn BufRead + Send>, Readiness)> {
+    let readiness = Readiness::of(inner.as_fd(), interrupt)?;
+    let reader = Watched {
+        inner,
+        readiness: readiness.clone(),
+    };
+    Ok((
+        Box::new(BufReader::with_capacity(BUFFER, reader)),
+        readiness,
+    ))
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM as a request to stop reading, for a tool that would rather write
@@ -92,7 +88,6 @@ impl Input {
 /// with exit code 128 + its number (130 for SIGINT), as a user pressing Ctrl-C again expects.
 #[derive(Debug, Clone)]
 pub struct Interrupt {
-    armed: Arc<AtomicBool>,
     /// The number of the first signal caught, 0 before.
     caught: Arc<AtomicUsize>,
 }
@@ -101,20 +96,16 @@ impl Interrupt {
     /// Catches SIGINT and SIGTERM from now on, for the rest of the process.
     pub fn catch() -> io::Result<Interrupt> {
         use signal_hook::consts::{SIGINT, SIGTERM};
+        let armed = Arc::new(AtomicBool::new(false));
         let interrupt = Interrupt {
-            armed: Arc::new(AtomicBool::new(false)),
             caught: Arc::new(AtomicUsize::new(0)),
         };
         for signal in [SIGINT, SIGTERM] {
             // In this order: the second registration sets the flag that arms the first, so the
             // first signal only sets it, and a second one exits.
             let status = 128 + signal;
-            signal_hook::flag::register_conditional_shutdown(
-                signal,
-                status,
-                Arc::clone(&interrupt.armed),
-            )?;
-            signal_hook::flag::register(signal, Arc::clone(&interrupt.armed))?;
+            signal_hook::flag::register_conditional_shutdown(signal, status, Arc::clone(&armed))?;
+            signal_hook::flag::register(signal, Arc::clone(&armed))?;
             #[allow(clippy::cast_sign_loss)]
             signal_hook::flag::register_usize(
                 signal,
@@ -153,11 +144,18 @@ impl Readiness {
         }
     }
 
-    /// Watches `file` (another handle on the input) if it is something a read can wait on.
-    fn of(file: File, interrupt: Option<&Interrupt>) -> io::Result<Readiness> {
-        let fd = (!file.metadata()?.is_file()).then(|| Arc::new(OwnedFd::from(file)));
+    /// Watches the input `fd` (through a handle of its own) if it is something a read can wait
+    /// on; a regular file is not watched, so its handle is not duplicated.
+    fn of(fd: BorrowedFd<'_>, interrupt: Option<&Interrupt>) -> io::Result<Readiness> {
+        use nix::sys::stat::{SFlag, fstat};
+        let mode = SFlag::from_bits_truncate(fstat(fd)?.st_mode);
+        let regular = mode & SFlag::S_IFMT == SFlag::S_IFREG;
         Ok(Readiness {
-            fd,
+            fd: if regular {
+                None
+            } else {
+                Some(Arc::new(fd.try_clone_to_owned()?))
+            },
             interrupt: interrupt.cloned(),
         })
     }
@@ -271,10 +269,14 @@ impl Output {
             return Ok(Output::stdout());
         }
         let path = PathBuf::from(arg);
+        let existing = std::fs::metadata(&path).ok();
         // A device, FIFO or socket (/dev/null, /dev/stdout, a named pipe) is written in place:
         // renaming a temporary file over it would replace the device node itself (as `-o
         // /dev/null` once did, leaving a regular file that later readers of /dev/null read).
-        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        if existing
+            .as_ref()
+            .is_some_and(|m| !m.is_file() && !m.is_dir())
+        {
             let file = std::fs::OpenOptions::new().write(true).open(&path)?;
             return Ok(Output {
                 target: Target::Special(BufWriter::with_capacity(BUFFER, file)),
@@ -288,10 +290,10 @@ impl Output {
             || ".meshbench".into(),
             |n| format!(".{}.", n.to_string_lossy()),
         );
-        // tempfile's error ends with " at path" and its random temporary name; the user named
-        // `path`, and the caller says so, so only the reason is kept.
         // The file ends up with the permissions `> FILE` would give it: those of the file it
         // replaces, or a new file's (0666 less the umask), not a temporary file's 0600.
+        // tempfile's error ends with " at path" and its random temporary name; the user named
+        // `path`, and the caller says so, so only the reason is kept.
         let temp = tempfile::Builder::new()
             .prefix(&name)
             .suffix(".tmp")
@@ -304,9 +306,7 @@ impl Output {
                     None => e,
                 }
             })?;
-        if let Ok(replaced) = std::fs::metadata(&path)
-            && replaced.is_file()
-        {
+        if let Some(replaced) = existing.filter(std::fs::Metadata::is_file) {
             temp.as_file().set_permissions(replaced.permissions())?;
         }
         Ok(Output {
@@ -505,7 +505,7 @@ mod tests {
     #[test]
     fn readiness_tells_a_silent_pipe_from_one_with_data_an_ended_one_and_a_file() {
         let (reader, mut writer) = io::pipe().unwrap();
-        let pipe = Readiness::of(File::from(OwnedFd::from(reader)), None).unwrap();
+        let pipe = Readiness::of(reader.as_fd(), None).unwrap();
         assert!(pipe.may_wait());
         assert!(!pipe.ready_within(Duration::ZERO));
         assert!(!pipe.ready_within(Duration::from_millis(5)));
@@ -525,10 +525,10 @@ mod tests {
         // A pipe whose writer is gone is ready: the read returns its end.
         let (reader, writer) = io::pipe().unwrap();
         drop(writer);
-        let ended = Readiness::of(File::from(OwnedFd::from(reader)), None).unwrap();
+        let ended = Readiness::of(reader.as_fd(), None).unwrap();
         assert!(ended.ready_within(Duration::ZERO));
 
-        let file = Readiness::of(tempfile::tempfile().unwrap(), None).unwrap();
+        let file = Readiness::of(tempfile::tempfile().unwrap().as_fd(), None).unwrap();
         assert!(!file.may_wait());
         assert!(file.ready_within(Duration::ZERO));
         assert!(Readiness::always().ready_within(Duration::MAX));
@@ -539,11 +539,9 @@ mod tests {
         use std::io::Read as _;
         let (reader, mut writer) = io::pipe().unwrap();
         let interrupt = Interrupt {
-            armed: Arc::new(AtomicBool::new(false)),
             caught: Arc::new(AtomicUsize::new(0)),
         };
-        let handle = File::from(OwnedFd::from(reader.try_clone().unwrap()));
-        let readiness = Readiness::of(handle, Some(&interrupt)).unwrap();
+        let readiness = Readiness::of(reader.as_fd(), Some(&interrupt)).unwrap();
         let mut watched = Watched {
             inner: reader,
             readiness: readiness.clone(),
