@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -58,8 +58,8 @@ const LEAD_IN: Duration = Duration::from_millis(100);
 pub(crate) struct Outcome {
     pub started_at: SystemTime,
     pub measured: Duration,
-    pub interrupted: bool,
-    /// The signal that stopped the run early (SIGINT, SIGTERM), by number.
+    /// The signal that stopped the run early (SIGINT, SIGTERM), by number: the run was
+    /// interrupted.
     pub stopped_by: Option<i32>,
     pub requests: Requests,
     pub status_codes: BTreeMap<u16, u64>,
@@ -85,9 +85,8 @@ pub(crate) struct Shared {
     /// Nanoseconds after `t0` at which the schedule stops: the end of the run, or earlier on
     /// Ctrl-C or SIGTERM, or when -n is used up.
     stop_ns: AtomicU64,
-    pub interrupted: AtomicBool,
-    /// The signal behind `interrupted`, by number (0 before one comes).
-    stopped_by: std::sync::atomic::AtomicI32,
+    /// The signal that interrupted the run, by number (0 before one comes).
+    stopped_by: AtomicI32,
     stop: tokio::sync::Notify,
     /// Measured requests still allowed by -n.
     budget: Option<AtomicU64>,
@@ -98,6 +97,11 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn stop_at(&self) -> Instant {
         self.t0 + Duration::from_nanos(self.stop_ns.load(Ordering::Acquire))
+    }
+
+    /// The signal that interrupted the run, if one has.
+    fn stopped_by(&self) -> Option<i32> {
+        Some(self.stopped_by.load(Ordering::Acquire)).filter(|&s| s != 0)
     }
 
     /// Stops the schedule at `at` (if earlier than planned) and wakes every waiting connection.
@@ -456,8 +460,7 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<O
         t0,
         measure_start,
         stop_ns: AtomicU64::new(stop_ns),
-        interrupted: AtomicBool::new(false),
-        stopped_by: std::sync::atomic::AtomicI32::new(0),
+        stopped_by: AtomicI32::new(0),
         stop: tokio::sync::Notify::new(),
         budget: plan.requests.map(AtomicU64::new),
         warned: std::sync::Mutex::new(std::collections::HashSet::new()),
@@ -505,8 +508,8 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<O
     #[allow(clippy::cast_precision_loss)]
     let cores = crate::cgroup::quota().map_or(whole as f64, |q| q.min(whole as f64));
     let cpu_utilization = crate::report::utilization(cpu_seconds, began.elapsed(), cores);
-    let interrupted = shared.interrupted.load(Ordering::Acquire);
-    let stopped_by = Some(shared.stopped_by.load(Ordering::Acquire)).filter(|_| interrupted);
+    let stopped_by = shared.stopped_by();
+    let interrupted = stopped_by.is_some();
     let measured = shared
         .stop_at()
         .min(collector.last_event().unwrap_or(measure_start))
@@ -554,7 +557,6 @@ fn load_thread(
                 interrupt_shared
                     .stopped_by
                     .store(signal as i32, Ordering::Release);
-                interrupt_shared.interrupted.store(true, Ordering::Release);
                 interrupt_shared.stop_now(Instant::now());
             }
         });
@@ -564,7 +566,7 @@ fn load_thread(
         // Wait for every connection; after an interrupt, only for a grace period.
         let mut grace_until: Option<Instant> = None;
         loop {
-            if grace_until.is_none() && shared.interrupted.load(Ordering::Acquire) {
+            if grace_until.is_none() && shared.stopped_by().is_some() {
                 grace_until = Some(Instant::now() + INTERRUPT_GRACE);
             }
             let stopped = shared.stop.notified();

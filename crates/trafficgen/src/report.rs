@@ -235,14 +235,13 @@ impl Collector {
         mut self,
         started_at: SystemTime,
         measured: Duration,
-        interrupted: Option<i32>,
+        stopped_by: Option<i32>,
         client: ClientUse,
     ) -> Outcome {
         let mut outcome = Outcome {
             started_at,
             measured,
-            interrupted: interrupted.is_some(),
-            stopped_by: interrupted,
+            stopped_by,
             requests: Default::default(),
             status_codes: BTreeMap::new(),
             errors_by_kind: BTreeMap::new(),
@@ -349,7 +348,7 @@ pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Err
     let lag_p99 = (!o.scheduler_lag.is_empty()).then(|| o.scheduler_lag.value_at_quantile(0.99));
     let threshold = u64::try_from(plan.lag_threshold.as_micros()).unwrap_or(u64::MAX);
     let saturated = lag_p99.is_some_and(|p| p > threshold)
-        || behind_schedule(plan, &o.requests, o.interrupted)
+        || behind_schedule(plan, &o.requests, o.stopped_by.is_some())
         || o.client.cpu_utilization >= CPU_BOUND;
     let started_at = jiff::Timestamp::try_from(o.started_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     Ok(TrafficgenSummary {
@@ -364,7 +363,7 @@ pub(crate) fn summary(plan: &Plan, o: &Outcome) -> Result<TrafficgenSummary, Err
         rate_achieved,
         duration_s: seconds,
         started_at,
-        interrupted: o.interrupted,
+        interrupted: o.stopped_by.is_some(),
         requests: o.requests,
         status_codes: o
             .status_codes
@@ -678,7 +677,6 @@ mod tests {
         Outcome {
             started_at: SystemTime::UNIX_EPOCH,
             measured: Duration::from_secs(10),
-            interrupted: false,
             stopped_by: None,
             requests: meshbench_formats::trafficgen::Requests {
                 scheduled: sent,
@@ -748,7 +746,7 @@ mod tests {
         assert!(!summary(&plan, &refused).unwrap().client.saturated);
         // An interrupted run stopped its schedule: what was left is not a backlog.
         behind.requests.unsent = 500;
-        behind.interrupted = true;
+        behind.stopped_by = Some(2);
         assert!(!summary(&plan, &behind).unwrap().client.saturated);
     }
 
