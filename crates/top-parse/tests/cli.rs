@@ -14,9 +14,9 @@ fn fixture(name: &str) -> String {
     format!("fixtures/kubectl-top/{name}")
 }
 
-/// Runs top-parse from the repository root.
-fn top_parse(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
+/// Starts top-parse from the repository root, its stdin, stdout and stderr piped.
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_top-parse"))
         .args(args)
         .current_dir(root())
         .env_remove("RUST_LOG")
@@ -24,7 +24,12 @@ fn top_parse(args: &[&str], stdin: &[u8]) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run top-parse");
+        .expect("run top-parse")
+}
+
+/// Runs top-parse from the repository root.
+fn top_parse(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = spawn(args);
     // Written from another thread: top-parse streams, so a large input fills its stdout pipe
     // before it has read all of stdin.
     let mut pipe = child.stdin.take().unwrap();
@@ -486,12 +491,7 @@ fn closed_stdout_is_not_an_error() {
     for i in 0..200_000 {
         text.push_str(&format!("pod-{i} 1m 1Mi\n"));
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&[]);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || {
         let _ = stdin.write_all(text.as_bytes());
@@ -686,15 +686,7 @@ fn parallel_sum_mismatch_and_trailing_garbage() {
 fn fed_in_parts(args: &[&str], parts: &[String], lines: &[usize]) -> (String, String, bool) {
     use std::io::Read as _;
     use std::sync::mpsc;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run top-parse");
+    let mut child = spawn(args);
     let mut stdin = child.stdin.take().unwrap();
     let mut out = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
@@ -854,15 +846,7 @@ fn interrupted_on_a_silent_pipe(signal: nix::sys::signal::Signal, code: i32, sai
     use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pods.csv");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
-        .args(["--run", "loop", "-o", out.to_str().unwrap(), "-"])
-        .current_dir(root())
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&["--run", "loop", "-o", out.to_str().unwrap(), "-"]);
     let table = std::fs::read_to_string(root().join(fixture("pods-all-namespaces.txt"))).unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(table.as_bytes()).unwrap();
@@ -901,14 +885,7 @@ fn ctrl_c_before_any_input_writes_nothing_and_exits_130() {
     use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pods.csv");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
-        .args(["-o", out.to_str().unwrap(), "-"])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(&["-o", out.to_str().unwrap(), "-"]);
     // Ctrl-C is caught before the temporary file is made.
     wait_for("the temporary file", || !temporaries(dir.path()).is_empty());
     send(&child, nix::sys::signal::Signal::SIGINT);

@@ -232,34 +232,54 @@ fn samples_nodes_with_percentages_of_allocatable() {
     }
 }
 
-#[test]
-fn each_sample_is_written_before_the_wait_for_the_next() {
-    // Sampling to stdout for a while: the first sample's rows are out while top-parse still
-    // waits for the second, not held until the run ends.
+/// `top-parse --from-cluster --run live ARGS…` against `sim` (kubeconfig in `dir`), running,
+/// sampling three pods to stdout: the process, the rest of its stdout's lines, and the first
+/// sample's four (the header, then rows labelled `live`) once they are out.
+fn sampling(
+    sim: &Sim,
+    dir: &Path,
+    args: &[&str],
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    Vec<String>,
+) {
     use std::io::BufRead as _;
-    let sim = Sim::start(3);
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = sim.kubeconfig(dir.path(), "kubesim");
+    let kubeconfig = sim.kubeconfig(dir, "kubesim");
     let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
         .args([
             "--from-cluster",
             "--kubeconfig",
             kubeconfig.to_str().unwrap(),
         ])
-        .args(["--samples", "3", "--interval", "1100ms", "--run", "live"])
+        .args(args)
+        .args(["--run", "live"])
         .env_remove("KUBECONFIG")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    // The header and the three pods of the first sample.
     let first: Vec<String> = lines.by_ref().take(4).map(Result::unwrap).collect();
-    assert!(first[0].starts_with("run,timestamp,"), "{first:?}");
     assert!(
         first[1..].iter().all(|l| l.starts_with("live,")),
         "{first:?}"
     );
+    (child, lines, first)
+}
+
+#[test]
+fn each_sample_is_written_before_the_wait_for_the_next() {
+    // Sampling to stdout for a while: the first sample's rows are out while top-parse still
+    // waits for the second, not held until the run ends.
+    let sim = Sim::start(3);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, lines, first) = sampling(
+        &sim,
+        dir.path(),
+        &["--samples", "3", "--interval", "1100ms"],
+    );
+    assert!(first[0].starts_with("run,timestamp,"), "{first:?}");
     let first_at = std::time::Instant::now();
     let rest = lines.map(Result::unwrap).count();
     assert!(child.wait().unwrap().success());
@@ -284,28 +304,9 @@ fn ctrl_c_or_sigterm_while_sampling_writes_the_samples_taken() {
 }
 
 fn stopped_while_sampling(signal: nix::sys::signal::Signal, code: i32, said: &str) {
-    use std::io::BufRead as _;
     let sim = Sim::start(3);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = sim.kubeconfig(dir.path(), "kubesim");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_top-parse"))
-        .args([
-            "--from-cluster",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-        ])
-        .args(["--samples", "100", "--interval", "1s", "--run", "live"])
-        .env_remove("KUBECONFIG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let first: Vec<String> = lines.by_ref().take(4).map(Result::unwrap).collect();
-    assert!(
-        first[1..].iter().all(|l| l.starts_with("live,")),
-        "{first:?}"
-    );
+    let (child, lines, _) = sampling(&sim, dir.path(), &["--samples", "100", "--interval", "1s"]);
     // Waiting for the second sample now, with the signals watched.
     std::thread::sleep(Duration::from_millis(200));
     nix::sys::signal::kill(
