@@ -807,6 +807,24 @@ fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(pid, signal).unwrap();
 }
 
+/// Sends `signal` to `child` and waits for it: its exit status and its stderr.
+fn signalled(
+    mut child: std::process::Child,
+    signal: nix::sys::signal::Signal,
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read as _;
+    send(&child, signal);
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status, err)
+}
+
 /// The temporary files `-o` writes into in `dir` (named `.NAME.XXXXXX.tmp`).
 fn temporaries(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
@@ -843,7 +861,6 @@ fn interrupted_on_a_silent_pipe(signal: nix::sys::signal::Signal, code: i32, sai
     // A sampling loop has sent a table and the start of a line, and is still running: the
     // signal to top-parse alone ends its input there. The output file holds the table's rows
     // (not the cut line), no temporary file is left, and the exit code names the signal.
-    use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pods.csv");
     let mut child = spawn(&["--run", "loop", "-o", out.to_str().unwrap(), "-"]);
@@ -858,15 +875,7 @@ fn interrupted_on_a_silent_pipe(signal: nix::sys::signal::Signal, code: i32, sai
             .iter()
             .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() > 0))
     });
-    send(&child, signal);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = signalled(child, signal);
     assert_eq!(status.code(), Some(code), "{err}");
     assert!(
         err.contains(&format!(
@@ -882,21 +891,12 @@ fn interrupted_on_a_silent_pipe(signal: nix::sys::signal::Signal, code: i32, sai
 
 #[test]
 fn ctrl_c_before_any_input_writes_nothing_and_exits_130() {
-    use std::io::Read as _;
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pods.csv");
-    let mut child = spawn(&["-o", out.to_str().unwrap(), "-"]);
+    let child = spawn(&["-o", out.to_str().unwrap(), "-"]);
     // Ctrl-C is caught before the temporary file is made.
     wait_for("the temporary file", || !temporaries(dir.path()).is_empty());
-    send(&child, nix::sys::signal::Signal::SIGINT);
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let (status, err) = signalled(child, nix::sys::signal::Signal::SIGINT);
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("nothing was written"), "{err}");
     assert!(!out.exists());
