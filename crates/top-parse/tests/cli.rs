@@ -724,13 +724,7 @@ fn fed_in_parts(args: &[&str], parts: &[String], lines: &[usize]) -> (String, St
     }
     stdin.flush().unwrap();
     drop(stdin);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = all_stderr(&mut child);
     let status = child.wait().unwrap();
     reader.join().unwrap();
     output.extend(rx.try_iter().flatten());
@@ -807,14 +801,9 @@ fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
     nix::sys::signal::kill(pid, signal).unwrap();
 }
 
-/// Sends `signal` to `child` and waits for it: its exit status and its stderr.
-fn signalled(
-    mut child: std::process::Child,
-    signal: nix::sys::signal::Signal,
-) -> (std::process::ExitStatus, String) {
+/// Everything `child` writes to its stderr, until it closes it.
+fn all_stderr(child: &mut std::process::Child) -> String {
     use std::io::Read as _;
-    send(&child, signal);
-    let status = child.wait().unwrap();
     let mut err = String::new();
     child
         .stderr
@@ -822,6 +811,17 @@ fn signalled(
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
+    err
+}
+
+/// Sends `signal` to `child` and waits for it: its exit status and its stderr.
+fn signalled(
+    mut child: std::process::Child,
+    signal: nix::sys::signal::Signal,
+) -> (std::process::ExitStatus, String) {
+    send(&child, signal);
+    let status = child.wait().unwrap();
+    let err = all_stderr(&mut child);
     (status, err)
 }
 
