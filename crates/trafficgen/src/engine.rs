@@ -530,6 +530,17 @@ pub(crate) fn run(plan: &Plan, hlog: Option<Output>, progress: bool) -> Result<O
     ))
 }
 
+/// Whether the connections have all ended, given `JoinSet::join_next`'s answer. A connection
+/// task that panicked takes its thread down with it: carrying on with one connection fewer
+/// would report numbers for a load nobody asked for. (Release builds abort on a panic anyway.)
+fn all_done(next: Option<Result<(), tokio::task::JoinError>>) -> bool {
+    match next {
+        None => true,
+        Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Some(_) => false,
+    }
+}
+
 /// One load thread: its connections as local tasks on a current-thread runtime.
 fn load_thread(
     thread: usize,
@@ -572,7 +583,7 @@ fn load_thread(
             let stopped = shared.stop.notified();
             if let Some(until) = grace_until {
                 tokio::select! {
-                    next = tasks.join_next() => if next.is_none() { break },
+                    next = tasks.join_next() => if all_done(next) { break },
                     () = tokio::time::sleep_until(until.into()) => {
                         // Still unanswered: counted in flight.
                         tasks.abort_all();
@@ -582,7 +593,7 @@ fn load_thread(
                 }
             } else {
                 tokio::select! {
-                    next = tasks.join_next() => if next.is_none() { break },
+                    next = tasks.join_next() => if all_done(next) { break },
                     () = stopped => {}
                 }
             }
