@@ -10,10 +10,30 @@ out=bench-out/compare
 mkdir -p "$out"
 cargo build --quiet --release -p compare
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
+# HdrHistogram's Python port (PyPI hdrhistogram) makes each repetition's latency histogram.
+python3 -c "import hdrh" 2>/dev/null || python3 -m pip install -q hdrhistogram
 
 python3 - "$out" <<'PY'
-import json, os, sys, shutil
+import json, os, random, sys
+from hdrh.histogram import HdrHistogram
 out = sys.argv[1]
+rng = random.Random(12)
+
+
+def scaled(encoded, factor):
+    """The histogram's values times `factor`: one repetition's latencies, with its own noise."""
+    h = HdrHistogram.decode(encoded)
+    s = HdrHistogram(1, 3_600_000_000, 3)
+    for item in h.get_recorded_iterator():
+        s.record_value(max(1, round(item.value_iterated_to * factor)), item.count_added_in_this_iter_step)
+    stats = {"min": s.get_min_value(), "mean": s.get_mean_value(), "stdev": s.get_stddev()}
+    for key, q in [("p50", 50), ("p75", 75), ("p90", 90), ("p95", 95), ("p99", 99),
+                   ("p999", 99.9), ("p9999", 99.99)]:
+        stats[key] = s.get_value_at_percentile(q)
+    stats["max"] = s.get_max_value()
+    return s.encode().decode(), stats
+
+
 profiles = {"none": (None, None, 0), "linkerd": ("linkerd", "linkerd-proxy", 2), "istio": ("istio-system", "istio-proxy", 8)}
 seed = "fixtures/seed-article"
 for arm, (ns, proxy, pcpu) in profiles.items():
@@ -31,10 +51,19 @@ for arm, (ns, proxy, pcpu) in profiles.items():
                     lines.append(f"{arm}-{rep},{ts},sample-app,nginx-{p},{proxy},{pcpu},{10 << 20}")
                 lines.append(f"{arm}-{rep},{ts},sample-app,nginx-{p},nginx,{1 + (p + s) % 3},{3 << 20}")
         open(os.path.join(d, "pods.csv"), "w").write("\n".join(lines) + "\n")
+        # Each repetition is a run of its own (compare warns about copies): its start, its
+        # latencies (the seed arm's, scaled by a 3% noise) and its install times differ.
         src = "istio" if arm == "istio" else "linkerd"
-        shutil.copy(os.path.join(seed, src, "trafficgen.json"), d)
+        t = json.load(open(os.path.join(seed, src, "trafficgen.json")))
+        t["started_at"] = f"2026-11-26T{8 + rep:02d}:00:00Z"
+        factor = 1 + 0.03 * rng.gauss(0, 1)
+        t["histogram"], t["latency_us"] = scaled(t["histogram"], factor)
+        t["service_time_histogram"], t["service_time_us"] = scaled(t["service_time_histogram"], factor)
+        open(os.path.join(d, "trafficgen.json"), "w").write(json.dumps(t))
         m = json.load(open(os.path.join(seed, src, "mesh-install.json")))
         m["mesh"] = arm
+        for key in ("install_s", "first_injected_pod_s", "all_pods_ready_s"):
+            m[key] = round(m[key] * (1 + 0.05 * rng.gauss(0, 1)), 1)
         open(os.path.join(d, "mesh-install.json"), "w").write(json.dumps(m))
 PY
 
