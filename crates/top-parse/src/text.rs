@@ -376,12 +376,21 @@ pub(crate) struct TextOptions<'a> {
     pub readiness: &'a Readiness,
 }
 
-/// Messages kubectl prints on stderr that end up in files through `2>&1`.
-const KUBECTL_MESSAGES: [&str; 4] = [
-    "Metrics API not available",
-    "metrics not available yet",
-    "No resources found",
-    "error:",
+/// Messages kubectl prints on stderr that end up in files through `2>&1`, and what they mean.
+const KUBECTL_MESSAGES: [(&str, &str); 4] = [
+    (
+        "Metrics API not available",
+        "kubectl could not reach the metrics API (is metrics-server installed and ready?)",
+    ),
+    (
+        "metrics not available yet",
+        "metrics-server has no samples yet (it needs a scrape or two after a pod starts)",
+    ),
+    (
+        "No resources found",
+        "kubectl top found nothing to print (no pods there, or none with metrics yet)",
+    ),
+    ("error:", "kubectl failed instead of printing a table"),
 ];
 
 /// One table being read: its header and where the reader is in it.
@@ -1341,16 +1350,16 @@ pub(crate) fn parse(
         input: opts.name.to_owned(),
         line: first_no,
     })?;
-    if let Some(msg) = KUBECTL_MESSAGES
+    // kubectl prefixes most of them with "error: ".
+    let text = first_text.trim_start();
+    let bare = text.strip_prefix("error:").map_or(text, str::trim_start);
+    if let Some((msg, meaning)) = KUBECTL_MESSAGES
         .iter()
-        .find(|m| first_text.trim_start().starts_with(*m))
+        .find(|(m, _)| bare.starts_with(*m) || text.starts_with(*m))
     {
         return Err(line_error(
             first,
-            format!(
-                "this is a kubectl message ({msg:?}), not a table: kubectl top found no \
-                 metrics to print"
-            ),
+            format!("this is a kubectl message ({msg:?}), not a table: {meaning}"),
         ));
     }
 
@@ -1525,6 +1534,53 @@ mod tests {
 
         fn fragment(&mut self, _: UsageKind, fragment: &Fragment) -> crate::Result<()> {
             self.writer.append(fragment).map_err(Error::Write)
+        }
+    }
+
+    #[test]
+    fn kubectl_messages_say_what_went_wrong() {
+        let labels = Labels::default();
+        let opts = TextOptions {
+            name: "top.txt",
+            layout: None,
+            skip_bad_lines: false,
+            labels: &labels,
+            chunk: CHUNK,
+            readiness: &Readiness::always(),
+        };
+        for (first, expected) in [
+            (
+                "error: Metrics API not available",
+                "top.txt:1: this is a kubectl message (\"Metrics API not available\"), not a \
+                 table: kubectl could not reach the metrics API",
+            ),
+            (
+                "error: metrics not available yet",
+                "(\"metrics not available yet\"), not a table: metrics-server has no samples yet",
+            ),
+            (
+                "No resources found in sample-app namespace.",
+                "(\"No resources found\"), not a table: kubectl top found nothing to print",
+            ),
+            (
+                "error: the server doesn't have a resource type \"pods\"",
+                "(\"error:\"), not a table: kubectl failed instead of printing a table",
+            ),
+        ] {
+            let mut sink = Collect {
+                writer: UsageWriter::new(Vec::new(), UsageFormat::Csv, UsageKind::Pods),
+                threads: None,
+            };
+            let err = parse(
+                &opts,
+                first.as_bytes(),
+                1,
+                std::io::Cursor::new(""),
+                &mut sink,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(expected), "{first}: {err}");
         }
     }
 

@@ -217,7 +217,11 @@ fn each_kind_of_bad_input_has_its_own_message() {
         ("bad/unknown-column.txt", "unknown column \"GPU(cores)\""),
         ("bad/out-of-range.txt", "out of the supported range"),
         ("bad/bad-quantity.txt", "expected 3 columns"),
-        ("bad/metrics-unavailable.txt", "this is a kubectl message"),
+        (
+            "bad/metrics-unavailable.txt",
+            "kubectl message (\"Metrics API not available\"), not a table: kubectl could not \
+             reach the metrics API (is metrics-server installed and ready?)",
+        ),
         ("bad/truncated.json", "truncated.json:1:"),
         (
             "bad/status.json",
