@@ -555,11 +555,11 @@ fn markdown(c: &Comparison, one_repetition: bool) -> String {
             .map(|o| format!("{o} vs {}", c.arms[0]))
             .collect(),
     };
-    out.push_str(&format!(
-        "| Metric | {} | {} |\n",
-        c.arms.join(" | "),
-        delta_heads.join(" | ")
-    ));
+    let heads: Vec<&str> = std::iter::once("Metric")
+        .chain(c.arms.iter().map(String::as_str))
+        .chain(delta_heads.iter().map(String::as_str))
+        .collect();
+    out.push_str(&format!("| {} |\n", heads.join(" | ")));
     out.push_str(&format!(
         "|---|{}{}\n",
         "---|".repeat(c.arms.len()),
@@ -577,7 +577,7 @@ fn markdown(c: &Comparison, one_repetition: bool) -> String {
             .collect();
         out.push_str(&format!("| {} | {} |\n", row.metric, cells.join(" | ")));
     }
-    if one_repetition {
+    if one_repetition && !others.is_empty() {
         out.push_str(
             "\nOne repetition per arm: no confidence intervals, so no delta above can be told \
              from noise. Repeat each arm (sub-directories 1/, 2/, …) for intervals.\n",

@@ -44,11 +44,30 @@ pub fn arm(name: &str, dir: &Path) -> Result<Arm, Error> {
     let (subdirs, files): (Vec<PathBuf>, Vec<PathBuf>) =
         entries.into_iter().partition(|p| p.is_dir());
     let reps = match (subdirs.is_empty(), files.is_empty()) {
-        (true, true) => return Err(bad(dir, format!("arm {name:?} has no files"))),
+        (true, true) => {
+            return Err(bad(
+                dir,
+                format!(
+                    "arm {name:?} has no files: expected one repetition's files (top-parse CSVs, \
+                     trafficgen and mesh-install JSON) or one sub-directory per repetition"
+                ),
+            ));
+        }
         (true, false) => vec![repetition(dir, &files)?],
         (false, true) => subdirs
             .iter()
-            .map(|d| repetition(d, &sorted_entries(d)?))
+            .map(|d| match sorted_entries(d)? {
+                // A repetition without files would count as a run that measured nothing.
+                files if files.is_empty() => Err(bad(
+                    d,
+                    format!(
+                        "a repetition of arm {name:?} with no files: expected top-parse CSVs \
+                         and trafficgen or mesh-install JSON (take the directory out if the run \
+                         failed)"
+                    ),
+                )),
+                files => repetition(d, &files),
+            })
             .collect::<Result<_, _>>()?,
         (false, false) => {
             return Err(bad(

@@ -177,6 +177,27 @@ fn whole_tables_match_their_golden_files() {
 }
 
 #[test]
+fn one_arm_alone_is_a_table_of_its_values() {
+    let out = compare(&[
+        "--arm",
+        "linkerd=fixtures/seed-article/linkerd",
+        "-f",
+        "markdown",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("| Metric | linkerd |"));
+    assert_eq!(lines.next(), Some("|---|---|"));
+    assert_eq!(
+        lines.next(),
+        Some("| control_plane_cpu_millicores | 120.0m |")
+    );
+    // No deltas, so nothing to say about telling them from noise.
+    assert!(!text.contains("One repetition per arm"), "{text}");
+}
+
+#[test]
 fn markdown_says_who_uses_less_and_that_one_run_proves_little() {
     let mut args = SEED.to_vec();
     args.extend_from_slice(&["-f", "markdown"]);
@@ -578,6 +599,29 @@ fn bad_inputs_name_the_file() {
     let out = compare(&["--arm", &format!("none={}", future.display())]);
     assert!(
         stderr(&out).contains("t.json") && stderr(&out).contains("v2"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A repetition directory left empty (a failed run) would count as a run that measured
+    // nothing.
+    let gap = arm_dir("gap");
+    std::fs::create_dir_all(gap.join("1")).unwrap();
+    std::fs::create_dir_all(gap.join("2")).unwrap();
+    for file in ["pods.csv", "trafficgen.json"] {
+        std::fs::copy(
+            root().join("fixtures/seed-article/linkerd").join(file),
+            gap.join("1").join(file),
+        )
+        .unwrap();
+    }
+    let out = compare(&["--arm", &format!("linkerd={}", gap.display())]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}: a repetition of arm \"linkerd\" with no files",
+            gap.join("2").display()
+        )),
         "{}",
         stderr(&out)
     );
