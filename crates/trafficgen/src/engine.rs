@@ -307,13 +307,24 @@ impl ThreadStats {
                 return;
             }
         }
-        let _ = self.latency.record(latency);
+        // The run's latency histogram is the sum of the seconds' (`end_second`).
         let _ = self.service.record(service);
         let _ = self.second.record(latency);
     }
 
-    /// Folds the counted status codes and zero lags into `status_codes` and the histograms.
+    /// Ends the current second: its latencies join the run's (nothing else records into
+    /// `latency`, so the interval log and the summary hold the same answers by construction),
+    /// and go out with the second's error count, for the timeline and the log.
+    fn end_second(&mut self) -> (Histogram<u64>, u64) {
+        let second = std::mem::replace(&mut self.second, new_histogram());
+        let _ = self.latency.add(&second);
+        (second, std::mem::take(&mut self.second_errors))
+    }
+
+    /// Folds the counted status codes and zero lags into `status_codes` and the histograms, and
+    /// a second not yet ended into `latency`.
     fn finish(mut self) -> ThreadStats {
+        self.end_second();
         for (code, n) in self.code_counts.iter_mut().enumerate() {
             if *n > 0
                 && let Ok(code) = u16::try_from(code)
@@ -601,16 +612,14 @@ fn load_thread(
         ctrl_c.abort();
         ticker.abort();
         let _ = ticker.await;
-        let mut stats = stats.borrow_mut();
-        let last = std::mem::replace(&mut stats.second, new_histogram());
+        let (latency, errors) = stats.borrow_mut().end_second();
         let second = Instant::now()
             .saturating_duration_since(shared.measure_start)
             .as_secs();
         if Instant::now() > shared.measure_start {
-            let errors = std::mem::take(&mut stats.second_errors);
             let _ = tx.send(Message::Second {
                 second,
-                latency: last,
+                latency,
                 errors,
             });
         }
@@ -623,25 +632,14 @@ fn load_thread(
 
 /// Hands the collector each second's latencies as the second ends.
 async fn ticker(shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>, tx: mpsc::Sender<Message>) {
-    tokio::time::sleep_until(shared.measure_start.into()).await;
-    // Warm-up latencies are not the measurement's.
-    {
-        let mut stats = stats.borrow_mut();
-        stats.second = new_histogram();
-        stats.second_errors = 0;
-    }
+    // Only measured requests are recorded, so nothing of the warm-up is in `second`. (It was
+    // emptied here once the measurement began, which threw away the answers that came in
+    // before this task woke: up to 30 of the first second's in the interval log.)
     let mut second = 0u64;
     loop {
         let boundary = shared.measure_start + Duration::from_secs(second + 1);
         tokio::time::sleep_until(boundary.into()).await;
-        let (latency, errors) = {
-            let mut stats = stats.borrow_mut();
-            let errors = std::mem::take(&mut stats.second_errors);
-            (
-                std::mem::replace(&mut stats.second, new_histogram()),
-                errors,
-            )
-        };
+        let (latency, errors) = stats.borrow_mut().end_second();
         let message = Message::Second {
             second,
             latency,
@@ -1101,6 +1099,8 @@ mod tests {
                 if ms < 0 { start - offset } else { start + offset }
             };
             let mut stats = ThreadStats::new(start);
+            let mut plain_latency = new_histogram();
+            let mut plain_service = new_histogram();
             let mut seconds: BTreeMap<usize, (u64, u64, u64)> = BTreeMap::new();
             let mut codes: BTreeMap<u16, u64> = BTreeMap::new();
             let mut zero_lags = 0;
@@ -1114,6 +1114,12 @@ mod tests {
                 stats.scheduled(intended);
                 stats.sent(intended, actual, true);
                 stats.answered(intended, actual, done, &Answer::Status(code), Duration::from_secs(9));
+                plain_latency.record(micros(done - intended)).unwrap();
+                plain_service.record(micros(done - actual)).unwrap();
+                if service_us % 7 == 0 {
+                    // A second ends now and then: its latencies join the run's.
+                    stats.end_second();
+                }
                 seconds.entry(second(intended)).or_default().0 += 1;
                 seconds.entry(second(actual)).or_default().1 += 1;
                 if code < 400 {
@@ -1135,6 +1141,8 @@ mod tests {
             prop_assert_eq!(stats.lag.count_at(0), zero_lags);
             let most: u64 = events.iter().map(|e| e.1 + e.2).max().unwrap_or(0);
             prop_assert!(stats.latency.equivalent(stats.latency.max(), most));
+            prop_assert_eq!(&stats.latency, &plain_latency);
+            prop_assert_eq!(&stats.service, &plain_service);
         }
     }
 }

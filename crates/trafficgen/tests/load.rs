@@ -461,6 +461,48 @@ fn timeline_hlog_and_percentiles_files() {
     assert!(p.contains("#[Mean    ="), "{p}");
 }
 
+/// After a warm-up, the interval log holds every measured answer, the first second's too: it
+/// used to be emptied as the measurement began, after some of its answers had come in.
+#[test]
+fn the_interval_log_holds_every_answer_after_a_warm_up() {
+    let addr = sample_app(Delay::None);
+    let dir = tempfile::tempdir().unwrap();
+    let hlog = dir.path().join("l.hlog");
+    let s = ok(&[
+        "--warmup",
+        "300ms",
+        "-d",
+        "700ms",
+        "-c",
+        "8",
+        "-q",
+        "--hlog",
+        hlog.to_str().unwrap(),
+        &url(addr),
+    ]);
+    let log = std::fs::read(&hlog).unwrap();
+    let mut total = 0;
+    for entry in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&log) {
+        if let Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(h)) = entry {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(h.encoded_histogram())
+                .unwrap();
+            let hist: hdrhistogram::Histogram<u64> =
+                hdrhistogram::serialization::Deserializer::new()
+                    .deserialize(&mut bytes.as_slice())
+                    .unwrap();
+            total += hist.len();
+        }
+    }
+    assert!(s.requests.completed > 100, "{:?}", s.requests);
+    assert_eq!(total, s.requests.completed + s.requests.errors);
+    assert_eq!(
+        decode_histogram(&s.histogram).unwrap().len(),
+        total,
+        "the summary's histogram is the intervals' sum"
+    );
+}
+
 #[test]
 fn errors_are_classified_and_nothing_succeeding_is_an_error() {
     let addr = sample_app(Delay::None);
