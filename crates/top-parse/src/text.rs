@@ -41,6 +41,17 @@ pub enum Layout {
     Nodes,
 }
 
+/// As `--layout` spells it.
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum as _;
+        match self.to_possible_value() {
+            Some(value) => f.write_str(value.get_name()),
+            None => write!(f, "{self:?}"),
+        }
+    }
+}
+
 impl Layout {
     pub fn kind(self) -> UsageKind {
         match self {
@@ -1372,7 +1383,7 @@ pub(crate) fn parse(
             return Err(line_error(
                 first,
                 format!(
-                    "the header is kubectl's {:?} layout but --layout says {:?}",
+                    "the header is kubectl's {} layout but --layout says {}",
                     h.layout, given
                 ),
             ));

@@ -269,7 +269,16 @@ fn long_lines_are_quoted_in_part_and_bounded_in_memory() {
 fn layout_flag_is_checked_against_the_header() {
     let input = fixture("pods.txt");
     let err = fails(&[input.as_str(), "--layout", "nodes"]);
-    assert!(err.contains("--layout says Nodes"), "{err}");
+    // Both layouts as --layout spells them.
+    assert!(
+        err.contains("the header is kubectl's pods layout but --layout says nodes"),
+        "{err}"
+    );
+    let err = fails(&[&fixture("pods-all-namespaces.txt"), "--layout", "pods"]);
+    assert!(
+        err.contains("kubectl's pods-all-namespaces layout but --layout says pods"),
+        "{err}"
+    );
     let input = fixture("containers-all-namespaces-no-headers.txt");
     let err = fails(&[input.as_str()]);
     assert!(err.contains("pass --layout"), "{err}");
