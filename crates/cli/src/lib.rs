@@ -282,6 +282,13 @@ impl Output {
                 target: Target::Special(BufWriter::with_capacity(BUFFER, file)),
             });
         }
+        // Found out now, not at the rename after all the work.
+        if existing.as_ref().is_some_and(std::fs::Metadata::is_dir) {
+            return Err(io::Error::new(
+                io::ErrorKind::IsADirectory,
+                "it is a directory (give a file name)",
+            ));
+        }
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -603,6 +610,15 @@ mod tests {
         out.write_all(b"whole\n").unwrap();
         out.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "whole\n");
+    }
+
+    #[test]
+    fn a_directory_is_refused_before_any_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Output::create(dir.path().to_str().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::IsADirectory);
+        assert!(err.to_string().contains("it is a directory"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]
