@@ -651,6 +651,18 @@ fn bad_targets_and_arguments_fail_clearly() {
             &["-r", "0", "http://127.0.0.1:1/"][..],
             "not a positive rate",
         ),
+        // Two outputs renamed over one file: the last would win, silently. Refused before
+        // anything is written.
+        (
+            &[
+                "-o",
+                "./out.json",
+                "--timeline",
+                "out.json",
+                "http://127.0.0.1:1/",
+            ][..],
+            "-o and --timeline both name out.json",
+        ),
     ] {
         let out = trafficgen(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -658,6 +670,28 @@ fn bad_targets_and_arguments_fail_clearly() {
         assert!(err.contains(expected), "{args:?}: {err}");
         assert!(!err.contains("panicked"));
     }
+    // The same file by two spellings, through `..`.
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let direct = dir.path().join("x.hlog");
+    let round = sub.join("..").join("x.hlog");
+    let out = trafficgen(&[
+        "--hlog",
+        round.to_str().unwrap(),
+        "--percentiles",
+        direct.to_str().unwrap(),
+        "http://127.0.0.1:1/",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--hlog and --percentiles both name"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "nothing written"
+    );
+
     let out = trafficgen(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Examples:") && help.trim_end().ends_with("--arm istio=runs/istio"));
