@@ -8,7 +8,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
 use meshbench_formats::trafficgen::{Arrival, TrafficgenSummary, decode_histogram};
 use sample_app::{Config, Delay, Server};
 
@@ -435,19 +434,7 @@ fn timeline_hlog_and_percentiles_files() {
         text.starts_with('#') || text.contains("StartTimestamp"),
         "{text}"
     );
-    let mut total = 0;
-    for entry in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&log) {
-        if let Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(h)) = entry {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(h.encoded_histogram())
-                .unwrap();
-            let hist: hdrhistogram::Histogram<u64> =
-                hdrhistogram::serialization::Deserializer::new()
-                    .deserialize(&mut bytes.as_slice())
-                    .unwrap();
-            total += hist.len();
-        }
-    }
+    let total = values_in_intervals(&log);
     assert_eq!(
         total, s.requests.completed,
         "the intervals hold every latency"
@@ -459,6 +446,19 @@ fn timeline_hlog_and_percentiles_files() {
         "{p}"
     );
     assert!(p.contains("#[Mean    ="), "{p}");
+}
+
+/// How many values the intervals of an interval log hold, all told.
+fn values_in_intervals(log: &[u8]) -> u64 {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    IntervalLogIterator::new(log)
+        .filter_map(|entry| match entry {
+            Ok(LogEntry::Interval(h)) => {
+                Some(decode_histogram(h.encoded_histogram()).unwrap().len())
+            }
+            _ => None,
+        })
+        .sum()
 }
 
 /// After a warm-up, the interval log holds every measured answer, the first second's too: it
@@ -480,20 +480,7 @@ fn the_interval_log_holds_every_answer_after_a_warm_up() {
         hlog.to_str().unwrap(),
         &url(addr),
     ]);
-    let log = std::fs::read(&hlog).unwrap();
-    let mut total = 0;
-    for entry in hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&log) {
-        if let Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(h)) = entry {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(h.encoded_histogram())
-                .unwrap();
-            let hist: hdrhistogram::Histogram<u64> =
-                hdrhistogram::serialization::Deserializer::new()
-                    .deserialize(&mut bytes.as_slice())
-                    .unwrap();
-            total += hist.len();
-        }
-    }
+    let total = values_in_intervals(&std::fs::read(&hlog).unwrap());
     assert!(s.requests.completed > 100, "{:?}", s.requests);
     assert_eq!(total, s.requests.completed + s.requests.errors);
     assert_eq!(
