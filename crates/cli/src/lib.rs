@@ -218,6 +218,14 @@ impl<R: io::Read> io::Read for Watched<R> {
     }
 }
 
+/// The directory an output file is created in (its temporary file too).
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// Asks for a 1 MiB pipe buffer when stdin is a pipe (Linux's limit for unprivileged processes;
 /// 64 KiB by default), so that a large input piped in arrives in fewer, larger reads, with fewer
 /// switches between the writer and this process. Anything else, or a refusal, changes nothing.
@@ -289,10 +297,7 @@ impl Output {
                 "it is a directory (give a file name)",
             ));
         }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = directory_of(&path);
         let name = path.file_name().map_or_else(
             || ".meshbench".into(),
             |n| format!(".{}.", n.to_string_lossy()),
@@ -322,6 +327,35 @@ impl Output {
                 temp: BufWriter::with_capacity(BUFFER, temp),
             },
         })
+    }
+
+    /// Refuses two outputs of one run that name the same file, given as (flag, path): each is
+    /// written to a temporary file and renamed over its path, so the last rename would win
+    /// silently. `-` (stdout) and devices such as /dev/null, written in place, may be shared.
+    /// The error says which two flags collide.
+    pub fn check_distinct(outputs: &[(&str, Option<&Path>)]) -> Result<(), String> {
+        let mut seen: Vec<(&str, PathBuf)> = Vec::new();
+        for &(flag, path) in outputs {
+            let Some(path) = path.filter(|p| p.as_os_str() != "-") else {
+                continue;
+            };
+            if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+                continue;
+            }
+            // The directory resolved (symbolic links, `..`), the name as given.
+            let dir = directory_of(path);
+            let key = std::fs::canonicalize(&dir)
+                .unwrap_or(dir)
+                .join(path.file_name().unwrap_or_default());
+            if let Some((other, _)) = seen.iter().find(|(_, k)| *k == key) {
+                return Err(format!(
+                    "{other} and {flag} both name {}: give each output its own file",
+                    path.display()
+                ));
+            }
+            seen.push((flag, key));
+        }
+        Ok(())
     }
 
     pub fn stdout() -> Output {

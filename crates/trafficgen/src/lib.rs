@@ -170,38 +170,6 @@ impl Failure for Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Refuses two outputs that name the same file: each is written to a temporary file and renamed
-/// over it, so the last rename would silently win. (stdout, `-`, and devices such as /dev/null,
-/// written in place, may be shared.)
-fn distinct_outputs(outputs: &[(&str, Option<&str>)]) -> Result<()> {
-    let mut seen: Vec<(&str, PathBuf)> = Vec::new();
-    for &(flag, path) in outputs {
-        let Some(path) = path.filter(|p| *p != "-") else {
-            continue;
-        };
-        let path = Path::new(path);
-        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-            continue;
-        }
-        // The directory resolved (symbolic links, `..`), the name as given.
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let key = std::fs::canonicalize(dir)
-            .unwrap_or_else(|_| dir.to_path_buf())
-            .join(path.file_name().unwrap_or_default());
-        if let Some((other, _)) = seen.iter().find(|(_, k)| *k == key) {
-            return Err(Error::Usage(format!(
-                "{other} and {flag} both name {}: give each output its own file",
-                path.display()
-            )));
-        }
-        seen.push((flag, key));
-    }
-    Ok(())
-}
-
 /// Runs trafficgen; `main` maps the error to the exit code.
 pub fn run(args: Args) -> Result<()> {
     if let Some(Command::Merge { inputs, output }) = args.command {
@@ -214,15 +182,13 @@ pub fn run(args: Args) -> Result<()> {
         &args.load,
     )?;
     // Outputs are opened first, so that a bad path fails before the load, not after.
-    distinct_outputs(&[
-        ("-o", Some(args.output.as_str())),
-        (
-            "--timeline",
-            args.timeline.as_deref().and_then(|p| p.to_str()),
-        ),
-        ("--hlog", args.hlog.as_deref().and_then(|p| p.to_str())),
-        ("--percentiles", args.percentiles.as_deref()),
-    ])?;
+    Output::check_distinct(&[
+        ("-o", Some(Path::new(&args.output))),
+        ("--timeline", args.timeline.as_deref()),
+        ("--hlog", args.hlog.as_deref()),
+        ("--percentiles", args.percentiles.as_deref().map(Path::new)),
+    ])
+    .map_err(Error::Usage)?;
     let summary_out = create(&args.output)?;
     let timeline_out = args
         .timeline
