@@ -517,7 +517,7 @@ impl<W: Write> UsageWriter<W> {
 }
 
 /// The `run,timestamp,` that starts every CSV row of one run, formatted once, for
-/// [`UsageWriter::write_plain_pod`].
+/// [`PlainPodRows`].
 #[derive(Debug, Clone)]
 pub struct CsvPrefix(Vec<u8>);
 
@@ -535,93 +535,234 @@ impl CsvPrefix {
 }
 
 impl<W: Write> UsageWriter<W> {
-    /// Writes a CSV pod row with whole millicores and names that need no quoting: the rows
-    /// `kubectl top` prints, without building a [`PodUsageRow`]. Byte for byte what
-    /// [`UsageWriter::write_pod`] writes for the same row.
-    ///
-    /// The caller guarantees that the writer is a CSV pod writer and that no name holds `,`,
-    /// `"`, CR or LF (debug builds check); an empty name is an empty cell.
-    #[inline]
-    pub fn write_plain_pod(
-        &mut self,
-        prefix: &CsvPrefix,
-        names: [&[u8]; 3],
-        millicores: u64,
-        memory_bytes: u64,
-    ) -> io::Result<()> {
+    /// Appends the rows formatted in `rows` and empties it. The caller guarantees that the
+    /// writer is a CSV pod writer (debug builds check).
+    pub fn append_plain_pods(&mut self, rows: &mut PlainPodRows) -> io::Result<()> {
         debug_assert!(self.format == UsageFormat::Csv && self.kind == UsageKind::Pods);
-        debug_assert!(
-            !names
-                .iter()
-                .any(|f| f.iter().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))),
-            "a name that needs CSV quotes"
-        );
+        if rows.rows == 0 {
+            return Ok(());
+        }
         if self.rows == 0 {
             self.header()?;
         }
-        self.rows += 1;
-        let [namespace, pod, container] = names;
-        // The row is put together on the stack and appended in one copy: names are short
-        // (DNS labels), and small copies of known bound beat a `memcpy` call per field.
-        let mut row = [0u8; PLAIN_ROW];
-        let text = prefix.0.len() + namespace.len() + pod.len() + container.len();
-        if text + 2 * 20 + 5 > PLAIN_ROW {
-            // Long labels or names: field by field.
-            let mut cpu = itoa::Buffer::new();
-            let mut memory = itoa::Buffer::new();
-            for (field, end) in [
-                (&prefix.0[..], &b""[..]),
-                (namespace, b","),
-                (pod, b","),
-                (container, b","),
-                (cpu.format(millicores).as_bytes(), b","),
-                (memory.format(memory_bytes).as_bytes(), b"\n"),
-            ] {
-                self.buf.extend_from_slice(field);
-                self.buf.extend_from_slice(end);
-            }
-            return self.end_row();
-        }
-        let mut at = put(&mut row, 0, &prefix.0);
-        at = put(&mut row, at, namespace);
-        row[at] = b',';
-        at = put(&mut row, at + 1, pod);
-        row[at] = b',';
-        at = put(&mut row, at + 1, container);
-        row[at] = b',';
-        let mut int = itoa::Buffer::new();
-        at = put(&mut row, at + 1, int.format(millicores).as_bytes());
-        row[at] = b',';
-        at = put(&mut row, at + 1, int.format(memory_bytes).as_bytes());
-        row[at] = b'\n';
-        self.buf.extend_from_slice(&row[..=at]);
+        self.rows += rows.rows;
+        self.buf.extend_from_slice(&rows.block[..rows.used]);
+        rows.used = 0;
+        rows.rows = 0;
         self.end_row()
     }
 }
 
-/// Room for one plain row on the stack: kubectl's names and labels are far shorter.
-const PLAIN_ROW: usize = 160;
+/// A name for [`PlainPodRows::push`]: the first `len` bytes of `bytes`. `bytes` may run on past
+/// the name (the rest of the input line, say), so that a short name is copied as one 16-, 32- or
+/// 64-byte block rather than byte by byte.
+#[derive(Debug, Clone, Copy)]
+pub struct Cell<'a> {
+    bytes: &'a [u8],
+    len: usize,
+}
 
-/// Copies `src` into `row` at `at` and returns where it ends; the caller has checked the room.
-/// Short fields (the usual case) are copied as two overlapping words.
-#[inline(always)]
-fn put(row: &mut [u8; PLAIN_ROW], at: usize, src: &[u8]) -> usize {
-    let n = src.len();
-    let end = at + n;
-    if (8..=16).contains(&n) {
-        let head: [u8; 8] = src[..8].try_into().unwrap_or_default();
-        let tail: [u8; 8] = src[n - 8..].try_into().unwrap_or_default();
-        row[at..at + 8].copy_from_slice(&head);
-        row[end - 8..end].copy_from_slice(&tail);
-    } else if (17..=32).contains(&n) {
-        let head: [u8; 16] = src[..16].try_into().unwrap_or_default();
-        let tail: [u8; 16] = src[n - 16..].try_into().unwrap_or_default();
-        row[at..at + 16].copy_from_slice(&head);
-        row[end - 16..end].copy_from_slice(&tail);
-    } else {
-        row[at..end].copy_from_slice(src);
+impl<'a> Cell<'a> {
+    /// The first `len` bytes of `bytes` (all of them if there are fewer).
+    #[inline(always)]
+    pub fn new(bytes: &'a [u8], len: usize) -> Cell<'a> {
+        Cell {
+            bytes,
+            len: len.min(bytes.len()),
+        }
     }
-    end
+
+    pub fn exact(bytes: &'a [u8]) -> Cell<'a> {
+        Cell::new(bytes, bytes.len())
+    }
+}
+
+/// A whole number for [`PlainPodRows::push`]: its value, or the decimal digits the input holds
+/// already (no sign, no leading zero), which are copied rather than formatted again.
+#[derive(Debug, Clone, Copy)]
+pub enum Whole<'a> {
+    Value(u64),
+    Digits(Cell<'a>),
+}
+
+/// CSV pod rows with whole millicores and names that need no quoting (the rows `kubectl top`
+/// prints), formatted in place into a block that [`UsageWriter::append_plain_pods`] appends in
+/// one copy. Byte for byte what [`UsageWriter::write_pod`] writes for the same rows.
+///
+/// Each row is written where it ends up: names are copied in whole blocks and numbers are
+/// formatted eight digits at a time in registers, so that nothing just stored is read back (a
+/// row put together on the stack and then copied out stalls on every row's store-to-load
+/// forwarding: that cost half of top-parse's time per row; docs/benchmarks.md, session 13).
+#[derive(Debug)]
+pub struct PlainPodRows {
+    /// Always [`PLAIN_BLOCK`] bytes long; `used` of them hold rows.
+    block: Vec<u8>,
+    used: usize,
+    rows: u64,
+    /// The `run,timestamp,` prefix, followed by room to copy it in blocks.
+    prefix: Vec<u8>,
+    prefix_len: usize,
+}
+
+/// The size of a [`PlainPodRows`] block: small enough to stay in the first-level cache.
+const PLAIN_BLOCK: usize = 16 * 1024;
+
+impl PlainPodRows {
+    pub fn new(prefix: &CsvPrefix) -> PlainPodRows {
+        let mut padded = prefix.0.clone();
+        padded.resize(prefix.0.len().next_multiple_of(16).max(16), 0);
+        PlainPodRows {
+            block: vec![0; PLAIN_BLOCK],
+            used: 0,
+            rows: 0,
+            prefix: padded,
+            prefix_len: prefix.0.len(),
+        }
+    }
+
+    /// Rows formatted and not yet appended.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Formats one row; `false` (and nothing written) when it does not fit in what is left of
+    /// the block: append the block to the writer and push again. A row that does not fit in an
+    /// empty block (names of kilobytes) never does; write it with [`UsageWriter::write_pod`].
+    ///
+    /// The caller guarantees that no name holds `,`, `"`, CR or LF (debug builds check); an
+    /// empty name is an empty cell.
+    #[inline(always)]
+    pub fn push(&mut self, names: [Cell<'_>; 3], millicores: Whole<'_>, memory_bytes: u64) -> bool {
+        debug_assert!(match millicores {
+            Whole::Value(_) => true,
+            Whole::Digits(d) => {
+                let d = &d.bytes[..d.len];
+                !d.is_empty() && d.iter().all(u8::is_ascii_digit) && (d.len() == 1 || d[0] != b'0')
+            }
+        });
+        debug_assert!(
+            !names.iter().any(|f| f.bytes[..f.len]
+                .iter()
+                .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))),
+            "a name that needs CSV quotes"
+        );
+        // Each copy may run up to 64 bytes past its end; each number takes up to 20 digits.
+        let digits = match millicores {
+            Whole::Value(_) => 0,
+            Whole::Digits(d) => d.len,
+        };
+        let bound =
+            self.prefix.len() + names.iter().map(|c| c.len + 64).sum::<usize>() + digits + 64 + 24;
+        let Some(row) = self.block.get_mut(self.used..self.used + bound) else {
+            return false;
+        };
+        if let Ok(short) = <&[u8; 16]>::try_from(&self.prefix[..]) {
+            row[..16].copy_from_slice(short);
+        } else {
+            for (to, from) in row.chunks_exact_mut(16).zip(self.prefix.chunks_exact(16)) {
+                to.copy_from_slice(from);
+            }
+        }
+        let mut at = self.prefix_len;
+        for cell in names {
+            at = put_cell(row, at, cell);
+            row[at] = b',';
+            at += 1;
+        }
+        at = match millicores {
+            Whole::Value(v) => put_u64(row, at, v),
+            Whole::Digits(digits) => put_cell(row, at, digits),
+        };
+        row[at] = b',';
+        at = put_u64(row, at + 1, memory_bytes);
+        row[at] = b'\n';
+        self.used += at + 1;
+        self.rows += 1;
+        true
+    }
+}
+
+/// Copies `cell` to `row` at `at`, in one block when the cell's bytes run on far enough (the
+/// caller leaves 64 bytes of room after it); returns where the name ends.
+#[inline(always)]
+fn put_cell(row: &mut [u8], at: usize, cell: Cell<'_>) -> usize {
+    let n = cell.len;
+    let room = cell.bytes.len();
+    if n == 0 {
+        // An empty cell (no container column, say).
+    } else if n <= 16 && room >= 16 {
+        row[at..at + 16].copy_from_slice(&cell.bytes[..16]);
+    } else if n <= 32 && room >= 32 {
+        row[at..at + 32].copy_from_slice(&cell.bytes[..32]);
+    } else if n <= 64 && room >= 64 {
+        row[at..at + 64].copy_from_slice(&cell.bytes[..64]);
+    } else {
+        row[at..at + n].copy_from_slice(&cell.bytes[..n]);
+    }
+    at + n
+}
+
+/// The eight decimal digits of `v` (below 10^8) as ASCII, the first digit in the lowest byte:
+/// split into halves, quarters and digits by multiplications, all lanes at once.
+#[inline(always)]
+fn ascii8(v: u64) -> u64 {
+    debug_assert!(v < 100_000_000);
+    let mut x = (v / 10_000) | ((v % 10_000) << 32);
+    // x / 100 in each 32-bit lane (exact below 43,699).
+    let h = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    x = h | ((x - h * 100) << 16);
+    // x / 10 in each 16-bit lane (exact below 179).
+    let h = ((x * 103) >> 10) & 0x000f_000f_000f_000f;
+    x = h | ((x - h * 10) << 8);
+    x | 0x3030_3030_3030_3030
+}
+
+/// The four decimal digits of `v` (below 10^4) as ASCII, the first digit in the lowest byte.
+#[inline(always)]
+fn ascii4(v: u64) -> u64 {
+    debug_assert!(v < 10_000);
+    let x = (v / 100) | ((v % 100) << 16);
+    let h = ((x * 103) >> 10) & 0x000f_000f;
+    (h | ((x - h * 10) << 8)) | 0x3030_3030
+}
+
+/// Writes `v` in decimal to `row` at `at` (16 bytes of room, 20 for a number of 17 digits or
+/// more) and returns where it ends.
+#[inline(always)]
+fn put_u64(row: &mut [u8], at: usize, v: u64) -> usize {
+    // Leading zeros are the bytes equal to '0' before the first other digit; one digit stays.
+    let skip =
+        |digits: u64, most: u32| ((digits ^ 0x3030_3030_3030_3030).trailing_zeros() / 8).min(most);
+    if v < 10_000 {
+        let digits = ascii4(v);
+        let skip = skip(digits | 0xffff_ffff_0000_0000, 3);
+        // Eight bytes stored, four of them digits: what follows overwrites the rest.
+        row[at..at + 8].copy_from_slice(&(digits >> (8 * skip)).to_le_bytes());
+        at + 4 - skip as usize
+    } else if v < 100_000_000 {
+        let digits = ascii8(v);
+        let skip = skip(digits, 7);
+        row[at..at + 8].copy_from_slice(&(digits >> (8 * skip)).to_le_bytes());
+        at + 8 - skip as usize
+    } else if v < 1_000_000_000_000 {
+        // Memory in bytes, mostly: up to four digits, then eight.
+        let high = ascii4(v / 100_000_000);
+        let digits = (u128::from(ascii8(v % 100_000_000)) << 32) | u128::from(high);
+        let skip = skip(high | 0xffff_ffff_0000_0000, 3);
+        row[at..at + 16].copy_from_slice(&(digits >> (8 * skip)).to_le_bytes());
+        at + 12 - skip as usize
+    } else if v < 10_000_000_000_000_000 {
+        let high = ascii8(v / 100_000_000);
+        let digits = (u128::from(ascii8(v % 100_000_000)) << 64) | u128::from(high);
+        let skip = skip(high, 7);
+        row[at..at + 16].copy_from_slice(&(digits >> (8 * skip)).to_le_bytes());
+        at + 16 - skip as usize
+    } else {
+        let mut int = itoa::Buffer::new();
+        let text = int.format(v).as_bytes();
+        row[at..at + text.len()].copy_from_slice(text);
+        at + text.len()
+    }
 }
 
 /// Whether `bytes` has a byte at or below b',' (where all four CSV specials are) or above 0x7f:
@@ -789,16 +930,19 @@ mod tests {
             let rows = [pod(run, Some("destination"), 120_000_000), bare];
             let mut plain = UsageWriter::new(Vec::new(), UsageFormat::Csv, UsageKind::Pods);
             for row in &rows {
-                let prefix = CsvPrefix::new(&row.run, row.timestamp);
+                let mut block = PlainPodRows::new(&CsvPrefix::new(&row.run, row.timestamp));
                 let names = [
                     row.namespace.as_deref().unwrap_or_default().as_bytes(),
                     row.pod.as_bytes(),
                     row.container.as_deref().unwrap_or_default().as_bytes(),
                 ];
                 let millicores = u64::try_from(row.cpu_millicores.nanocores() / 1_000_000).unwrap();
-                plain
-                    .write_plain_pod(&prefix, names, millicores, row.memory_bytes)
-                    .unwrap();
+                assert!(block.push(
+                    names.map(Cell::exact),
+                    Whole::Value(millicores),
+                    row.memory_bytes
+                ));
+                plain.append_plain_pods(&mut block).unwrap();
             }
             assert_eq!(
                 String::from_utf8(plain.finish().unwrap()).unwrap(),
@@ -936,6 +1080,79 @@ mod tests {
             let out = write_pods(std::slice::from_ref(&row), UsageFormat::Csv);
             let back = read_pod_csv(out.as_bytes()).unwrap();
             prop_assert_eq!(back, vec![row]);
+        }
+
+        /// Rows formatted in place are `write_pod`'s, whatever the lengths and numbers, and
+        /// however the blocks fill up (names of kilobytes go through `write_pod`, as the
+        /// caller is told to).
+        #[test]
+        fn plain_pod_rows_are_write_pod_rows_always(
+            run in "[a-z0-9-]{0,40}",
+            rows in proptest::collection::vec(
+                (
+                    "[a-z0-9.-]{0,70}",
+                    prop_oneof![
+                        20 => "[a-z0-9-]{1,70}",
+                        1 => (3000usize..9000).prop_map(|n| "p".repeat(n)),
+                    ],
+                    "[a-z-]{0,20}",
+                    prop_oneof![0u64..1000, 0u64..100_000_000, any::<u64>()],
+                    prop_oneof![0u64..1 << 40, Just(u64::MAX), any::<u64>()],
+                    0usize..80,
+                ),
+                0..300,
+            ),
+        ) {
+            let prefix = CsvPrefix::new(&run, None);
+            let mut plain = UsageWriter::new(Vec::new(), UsageFormat::Csv, UsageKind::Pods);
+            let mut block = PlainPodRows::new(&prefix);
+            let mut expected = Vec::new();
+            for (ns, pod, container, millicores, memory, run_on) in &rows {
+                // The names as slices of a line that runs on past each of them.
+                let line = format!("{ns}{}{pod}{}{container}{}", " ".repeat(*run_on), " ".repeat(*run_on), " ".repeat(*run_on));
+                let (n, p) = (ns.len(), ns.len() + run_on);
+                let c = p + pod.len() + run_on;
+                let names = [
+                    Cell::new(line.as_bytes(), n),
+                    Cell::new(&line.as_bytes()[p..], pod.len()),
+                    Cell::new(&line.as_bytes()[c..], container.len()),
+                ];
+                // Half the numbers as the digits the input holds, half as values.
+                let text = format!("{millicores}    ");
+                let cpu = if run_on % 2 == 0 {
+                    Whole::Digits(Cell::new(text.as_bytes(), text.len() - 4))
+                } else {
+                    Whole::Value(*millicores)
+                };
+                if !block.push(names, cpu, *memory) {
+                    plain.append_plain_pods(&mut block).unwrap();
+                    if !block.push(names, cpu, *memory) {
+                        prop_assert!(pod.len() >= 3000);
+                        plain.write_pod(&PodUsageRow {
+                            run: run.clone(),
+                            timestamp: None,
+                            namespace: Some(ns.clone()),
+                            pod: pod.clone(),
+                            container: Some(container.clone()),
+                            cpu_millicores: Cpu::from_nanocores(
+                                i64::try_from(millicores.saturating_mul(1_000_000)).unwrap_or(0),
+                            ),
+                            memory_bytes: *memory,
+                        }).unwrap();
+                        expected.push(format!(
+                            "{run},,{ns},{pod},{container},{},{memory}\n",
+                            Cpu::from_nanocores(
+                                i64::try_from(millicores.saturating_mul(1_000_000)).unwrap_or(0),
+                            ),
+                        ));
+                        continue;
+                    }
+                }
+                expected.push(format!("{run},,{ns},{pod},{container},{millicores},{memory}\n"));
+            }
+            plain.append_plain_pods(&mut block).unwrap();
+            let out = String::from_utf8(plain.finish().unwrap()).unwrap();
+            prop_assert_eq!(out, format!("{}\n{}", POD_COLUMNS.join(","), expected.concat()));
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The common case of `kubectl top pod` text, 16 bytes at a time.
+//! The common case of `kubectl top pod` text, a whole line at a time.
 //!
 //! kubectl pads its columns with spaces, prints CPU as `250m` and memory as `180Mi`, and
 //! Kubernetes names are DNS labels. A line that is exactly that (printable ASCII, no `,` or `"`,
@@ -8,68 +8,189 @@
 //! parser, so the rows, totals and errors are the same either way; `tests` checks that on
 //! arbitrary input.
 //!
-//! The chunk is classified 64 bytes at a time into bit masks (separator, newline, "odd" byte) with
-//! SIMD compares; token and line boundaries are then the set bits of those masks.
+//! kubectl's tabwriter pads every cell, the last one too, so all the lines of a table are the
+//! same length and their columns start at the same offsets. The first row of a chunk or table
+//! is split token by token; its length and column offsets become the [`Geometry`] that the
+//! following lines are checked against whole: 16 bytes at a time into bit masks (not a space,
+//! odd byte), one comparison of where the tokens start with where they should, and the ends
+//! from the masks' bits. A line that does not fit is split token by token again, and teaches
+//! the next geometry if it is a row.
 
-use meshbench_formats::usage::{CsvPrefix, UsageWriter};
-use wide::u8x16;
+use meshbench_formats::usage::{Cell, CsvPrefix, PlainPodRows, UsageWriter, Whole};
+use wide::{i8x16, u8x16};
 
 use crate::Error;
 use crate::text::Layout;
 
-/// One bit per byte of a 64-byte block.
-struct Classes {
-    /// Space or LF: what ends a token on this path.
-    sep: u64,
-    lf: u64,
-    /// Bytes this path does not handle: below 0x20 other than LF, above 0x7e, `,` and `"`.
-    odd: u64,
+/// The longest line (with its LF) checked whole: its masks fit in 128 bits. Longer ones are
+/// split token by token.
+const WINDOW: usize = 128;
+
+/// The most columns of a pod layout (`-A --containers`).
+const MAX_COLUMNS: usize = 5;
+
+/// Where a row of the current table has its tokens: learnt from one row, checked on the next.
+struct Geometry {
+    /// The line's length with its LF.
+    len: usize,
+    /// 16-byte vectors that cover the line before its LF.
+    vectors: usize,
+    /// A bit at each token's first byte.
+    starts: u128,
+    /// The offsets of those bytes.
+    offsets: [usize; MAX_COLUMNS],
+    /// The bytes before the LF.
+    inside: u128,
+    /// Per vector, the lanes before the LF (all bits set) or not (clear).
+    lanes: [i8x16; WINDOW / 16],
 }
 
-fn classify(block: &[u8; 64]) -> Classes {
-    let space = u8x16::splat(b' ');
-    let lf = u8x16::splat(b'\n');
-    let comma = u8x16::splat(b',');
-    let quote = u8x16::splat(b'"');
-    let low = u8x16::splat(0x20);
-    let high = u8x16::splat(0x7e);
-    let ones = u8x16::splat(0xff);
-    let mut classes = Classes {
-        sep: 0,
-        lf: 0,
-        odd: 0,
-    };
-    let mut odd = [u8x16::splat(0); 4];
-    for (k, lanes) in block.chunks_exact(16).enumerate() {
-        let v = u8x16::new(lanes.try_into().unwrap_or_default());
-        let is_space = v.simd_eq(space);
-        let is_lf = v.simd_eq(lf);
-        // 0x20..=0x7e, by unsigned max and min (SSE2 has no unsigned compare).
-        let printable = v.max(low).simd_eq(v) & v.min(high).simd_eq(v);
-        odd[k] = ((printable | is_lf) ^ ones) | v.simd_eq(comma) | v.simd_eq(quote);
-        let shift = 16 * k;
-        classes.sep |= u64::from((is_space | is_lf).to_bitmask()) << shift;
-        classes.lf |= u64::from(is_lf.to_bitmask()) << shift;
+impl Geometry {
+    /// The geometry of a row `len` bytes long with its LF, whose tokens are `bounds` (offsets in
+    /// the line); `None` for a line too long to check whole.
+    fn of(len: usize, bounds: &[(usize, usize)]) -> Option<Geometry> {
+        if !(2..=WINDOW).contains(&len) {
+            return None;
+        }
+        let text = len - 1;
+        Some(Geometry {
+            len,
+            vectors: text.div_ceil(16),
+            starts: bounds.iter().fold(0, |m, &(s, _)| m | (1 << s)),
+            offsets: std::array::from_fn(|i| bounds.get(i).map_or(0, |b| b.0)),
+            inside: (1u128 << text) - 1,
+            lanes: std::array::from_fn(|k| {
+                i8x16::new(std::array::from_fn(|i| -i8::from(16 * k + i < text)))
+            }),
+        })
     }
-    // Odd bytes are rare: their positions are only worked out when there are some.
-    if (odd[0] | odd[1] | odd[2] | odd[3]).any() {
-        for (k, o) in odd.iter().enumerate() {
-            classes.odd |= u64::from(o.to_bitmask()) << (16 * k);
+
+    /// Whether the line at `p` has this geometry: its LF where this one's is, no odd byte, its
+    /// tokens starting where this one's do. If so, fills `bounds` (offsets in `chunk`).
+    #[inline(always)]
+    fn check<const N: usize>(
+        &self,
+        chunk: &[u8],
+        p: usize,
+        bounds: &mut [(usize, usize); N],
+    ) -> bool {
+        if chunk.get(p + self.len - 1) != Some(&b'\n') {
+            return false;
+        }
+        let padded: [u8; WINDOW];
+        let window = match chunk.get(p..p + 16 * self.vectors) {
+            Some(w) => w,
+            None => {
+                // The chunk's last line: its LF is there, so only the bytes after it are made up.
+                let rest = &chunk[p..];
+                let mut bytes = [b' '; WINDOW];
+                bytes[..rest.len()].copy_from_slice(rest);
+                padded = bytes;
+                &padded[..16 * self.vectors]
+            }
+        };
+        let space = u8x16::splat(b' ');
+        let comma = i8x16::splat(b',' as i8);
+        let quote = i8x16::splat(b'"' as i8);
+        // Adding 0x60 maps 0x20..=0x7e (printable ASCII) to -128..=-34 and nothing else there.
+        let shift = i8x16::splat(0x60);
+        let printable_below = i8x16::splat(-33);
+        let mut not_space = 0u128;
+        let mut odd = i8x16::splat(0);
+        for (k, bytes) in window.chunks_exact(16).enumerate() {
+            let bytes: [u8; 16] = bytes.try_into().unwrap_or([0; 16]);
+            let v = u8x16::new(bytes);
+            not_space |= u128::from((!v.simd_eq(space)).to_bitmask()) << (16 * k);
+            let s = i8x16::new(bytes.map(|b| b as i8));
+            let printable = (s + shift).simd_lt(printable_below);
+            odd |= (!printable | s.simd_eq(comma) | s.simd_eq(quote)) & self.lanes[k];
+        }
+        let tokens = not_space & self.inside;
+        if odd.any() || tokens & !(tokens << 1) != self.starts {
+            return false;
+        }
+        // A token ends where its run of non-spaces does.
+        let mut ends = tokens & !(tokens >> 1);
+        for (bound, offset) in bounds.iter_mut().zip(&self.offsets) {
+            *bound = (p + offset, p + ends.trailing_zeros() as usize + 1);
+            ends &= ends - 1;
+        }
+        true
+    }
+}
+
+/// Splits `line` (at `p` in the chunk) into exactly `width` tokens at runs of spaces; `false`
+/// for another number of tokens or an odd byte. Offsets in `bounds` are the chunk's.
+fn split<const N: usize>(line: &[u8], p: usize, bounds: &mut [(usize, usize); N]) -> bool {
+    let width = N;
+    let mut count = 0;
+    let mut start = None;
+    for (i, &b) in line.iter().enumerate() {
+        if b == b' ' {
+            if let Some(s) = start.take() {
+                if count == width {
+                    return false;
+                }
+                bounds[count] = (p + s, p + i);
+                count += 1;
+            }
+        } else if !(0x20..=0x7e).contains(&b) || b == b',' || b == b'"' {
+            return false;
+        } else if start.is_none() {
+            start = Some(i);
         }
     }
-    classes
+    if let Some(s) = start {
+        if count == width {
+            return false;
+        }
+        bounds[count] = (p + s, p + line.len());
+        count += 1;
+    }
+    count == width
 }
 
-/// `digits` then `suffix`, 1 to 12 digits: the value, or `None` for anything else (which the
-/// general parser then reads, or rejects).
-#[inline]
-fn number(token: &[u8], suffix: &[u8]) -> Option<u64> {
-    let digits = token.strip_suffix(suffix)?;
-    if digits.is_empty() || digits.len() > 12 {
+/// The `n` (1 to 8) ASCII digits that end `bytes` (8 bytes), read 8 at a time; `None` if one is
+/// not a digit. The bytes before the number are not looked at.
+#[inline(always)]
+fn swar8(bytes: &[u8], n: usize) -> Option<u64> {
+    let keep = u64::MAX << (8 * (8 - n));
+    let word = u64::from_le_bytes(bytes.try_into().ok()?);
+    // The bytes before the number read as '0's.
+    let word = (word & keep) | (0x3030_3030_3030_3030 & !keep);
+    let v = word.wrapping_sub(0x3030_3030_3030_3030);
+    // A byte below '0' borrows (its top bit is set); one above '9' carries into it when 0x46 is
+    // added.
+    if (word.wrapping_add(0x4646_4646_4646_4646) | v) & 0x8080_8080_8080_8080 != 0 {
+        return None;
+    }
+    // The first digit is in the lowest byte: pairs, then quadruples, then all eight.
+    let v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((v * 10_000 + (v >> 32)) & 0xffff_ffff)
+}
+
+/// The token `chunk[start..end]` if it is `digits` then `suffix`, 1 to 12 digits: the value, or
+/// `None` for anything else (which the general parser then reads, or rejects).
+#[inline(always)]
+fn number<const S: usize>(
+    chunk: &[u8],
+    (start, end): (usize, usize),
+    suffix: [u8; S],
+) -> Option<u64> {
+    let digits_end = end.checked_sub(S)?;
+    if digits_end <= start || chunk.get(digits_end..end)? != suffix {
+        return None;
+    }
+    let n = digits_end - start;
+    if n <= 8 && digits_end >= 8 {
+        return swar8(&chunk[digits_end - 8..digits_end], n);
+    }
+    if n > 12 {
         return None;
     }
     let mut v = 0u64;
-    for &b in digits {
+    for &b in &chunk[start..digits_end] {
         let d = b.wrapping_sub(b'0');
         if d > 9 {
             return None;
@@ -106,124 +227,142 @@ pub(crate) fn pod_rows(
     given: &Given<'_>,
     writer: &mut UsageWriter<Vec<u8>>,
     totals: &mut FastTotals,
+    general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<bool, Error>,
+) -> Result<u64, Error> {
+    let slots = layout.name_slots();
+    // One copy of the loop per number of columns, with the per-column work unrolled.
+    match layout.name_columns() + layout.resource_columns(false) {
+        3 => rows_of::<3>(chunk, slots, first_line, given, writer, totals, general),
+        4 => rows_of::<4>(chunk, slots, first_line, given, writer, totals, general),
+        _ => rows_of::<MAX_COLUMNS>(chunk, slots, first_line, given, writer, totals, general),
+    }
+}
+
+/// [`pod_rows`] for a layout of `N` columns.
+fn rows_of<const N: usize>(
+    chunk: &[u8],
+    (namespace, pod, container): (Option<usize>, usize, Option<usize>),
+    first_line: u64,
+    given: &Given<'_>,
+    writer: &mut UsageWriter<Vec<u8>>,
+    totals: &mut FastTotals,
     mut general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<bool, Error>,
 ) -> Result<u64, Error> {
-    let (namespace, pod, container) = layout.name_slots();
-    let width = layout.name_columns() + layout.resource_columns(false);
+    let width = N;
+    let mut rows = PlainPodRows::new(given.prefix);
+    let mut geometry: Option<Geometry> = None;
+    let mut bounds = [(0usize, 0usize); N];
     let mut line_no = first_line;
-    // The line being read: where it starts, and its token boundaries so far (start, end, start,
-    // …; more than fit are counted, not kept).
-    let mut line_start = 0usize;
-    let mut bounds = [0usize; 16];
-    let mut count = 0usize;
-    // Where the odd bytes not yet assigned to a line are (rare; in order).
-    let mut odd_at: Vec<usize> = Vec::new();
-    let mut odd_next = 0usize;
-    // Whether the byte before the current block was a separator (a line start counts as one).
-    let mut after_sep = true;
-
-    // One line is complete: a row, or the general parser's.
-    let mut finish = |line_start: usize,
-                      end: usize,
-                      bounds: &[usize; 16],
-                      count: usize,
-                      odd: bool,
-                      line_no: u64,
-                      writer: &mut UsageWriter<Vec<u8>>|
-     -> Result<bool, Error> {
-        let plain = !odd
-            && count == 2 * width
-            // Not a header (its columns are upper case) nor a `--sum` separator.
-            && !matches!(chunk[bounds[0]], b'A'..=b'Z' | b'_');
-        if plain {
-            let token = |i: usize| &chunk[bounds[2 * i]..bounds[2 * i + 1]];
-            if let (Some(millicores), Some(mebibytes)) = (
-                number(token(width - 2), b"m"),
-                number(token(width - 1), b"Mi"),
-            ) {
-                let name = |slot: Option<usize>| slot.map_or(&b""[..], token);
-                writer
-                    .write_plain_pod(
-                        given.prefix,
-                        [
-                            namespace.map_or(given.namespace, token),
-                            token(pod),
-                            name(container),
-                        ],
-                        millicores,
-                        mebibytes << 20,
-                    )
-                    .map_err(Error::Write)?;
+    let mut p = 0;
+    while p < chunk.len() {
+        line_no += 1;
+        let fixed = geometry
+            .as_ref()
+            .is_some_and(|g| g.check(chunk, p, &mut bounds));
+        let (end, next) = match &geometry {
+            Some(g) if fixed => (p + g.len - 1, p + g.len),
+            _ => {
+                let end = memchr::memchr(b'\n', &chunk[p..]).map_or(chunk.len(), |e| p + e);
+                (end, end + 1)
+            }
+        };
+        let tokens = fixed || split(&chunk[p..end], p, &mut bounds);
+        // Not a header (its columns are upper case) nor a `--sum` separator.
+        if tokens
+            && !matches!(chunk[bounds[0].0], b'A'..=b'Z' | b'_')
+            && let Some(millicores) = number(chunk, bounds[width - 2], *b"m")
+            && let Some(mebibytes) = number(chunk, bounds[width - 1], *b"Mi")
+        {
+            let cell = |i: usize| {
+                let (s, e) = bounds[i];
+                Cell::new(&chunk[s..], e - s)
+            };
+            let names = [
+                namespace.map_or(Cell::exact(given.namespace), cell),
+                cell(pod),
+                container.map_or(Cell::exact(b""), cell),
+            ];
+            // kubectl's digits are copied as they are, unless they have a leading zero.
+            let (start, end) = bounds[width - 2];
+            let cpu = if chunk[start] != b'0' || end - start == 2 {
+                Whole::Digits(Cell::new(&chunk[start..], end - 1 - start))
+            } else {
+                Whole::Value(millicores)
+            };
+            let mut pushed = rows.push(names, cpu, mebibytes << 20);
+            if !pushed {
+                writer.append_plain_pods(&mut rows).map_err(Error::Write)?;
+                pushed = rows.push(names, cpu, mebibytes << 20);
+            }
+            // A row too long for a block (names of kilobytes) goes the general way.
+            if pushed {
                 totals.rows += 1;
                 totals.millicores += u128::from(millicores);
                 totals.mebibytes += u128::from(mebibytes);
-                return Ok(true);
+                if !fixed && next <= chunk.len() {
+                    let line = |(s, e): (usize, usize)| (s - p, e - p);
+                    geometry = Geometry::of(next - p, &bounds.map(line));
+                }
+                p = next;
+                continue;
             }
         }
-        general(line_no, &chunk[line_start..end], end + 1, writer)
-    };
-
-    let mut base = 0usize;
-    while base < chunk.len() {
-        let classes = if let Some(block) = chunk.get(base..base + 64) {
-            classify(block.try_into().unwrap_or(&[0; 64]))
-        } else {
-            // The tail, padded with spaces: separators that end a last token and nothing else.
-            let mut block = [b' '; 64];
-            block[..chunk.len() - base].copy_from_slice(&chunk[base..]);
-            classify(&block)
-        };
-        let before = (classes.sep << 1) | u64::from(after_sep);
-        // A token starts after a separator and ends at one.
-        let boundaries = (!classes.sep & before) | (classes.sep & !before);
-        after_sep = classes.sep >> 63 != 0;
-        let mut odd = classes.odd;
-        while odd != 0 {
-            odd_at.push(base + odd.trailing_zeros() as usize);
-            odd &= odd - 1;
+        writer.append_plain_pods(&mut rows).map_err(Error::Write)?;
+        if !general(line_no, &chunk[p..end], next, writer)? {
+            return Ok(line_no);
         }
-        let mut events = boundaries | classes.lf;
-        while events != 0 {
-            let bit = events & events.wrapping_neg();
-            events ^= bit;
-            let at = base + bit.trailing_zeros() as usize;
-            bounds[count & 15] = at;
-            count += usize::from(boundaries & bit != 0);
-            if classes.lf & bit != 0 {
-                line_no += 1;
-                let odd = odd_at.get(odd_next).is_some_and(|&o| o < at);
-                if odd {
-                    while odd_at.get(odd_next).is_some_and(|&o| o < at) {
-                        odd_next += 1;
-                    }
-                }
-                if !finish(line_start, at, &bounds, count, odd, line_no, writer)? {
-                    return Ok(line_no);
-                }
-                line_start = at + 1;
-                count = 0;
-            }
-        }
-        base += 64;
+        p = next;
     }
-    if line_start < chunk.len() {
-        // The last line of the input, without its LF: a token running to the end is closed
-        // here when the chunk filled its last block exactly.
-        if !after_sep && chunk.len().is_multiple_of(64) {
-            bounds[count & 15] = chunk.len();
-            count += 1;
-        }
-        line_no += 1;
-        let odd = odd_at.len() > odd_next;
-        finish(
-            line_start,
-            chunk.len(),
-            &bounds,
-            count,
-            odd,
-            line_no,
-            writer,
-        )?;
-    }
+    writer.append_plain_pods(&mut rows).map_err(Error::Write)?;
     Ok(line_no)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn eight_digits_at_a_time_read_as_one_at_a_time(
+            text in "[ -~]{0,6}[0-9/:]{1,8}",
+            n in 1usize..=8,
+        ) {
+            let bytes = format!("{text:>8}");
+            let bytes = &bytes.as_bytes()[bytes.len() - 8..];
+            let digits = &bytes[8 - n..];
+            let expected = digits
+                .iter()
+                .all(u8::is_ascii_digit)
+                .then(|| digits.iter().fold(0u64, |v, &b| v * 10 + u64::from(b - b'0')));
+            prop_assert_eq!(swar8(bytes, n), expected);
+        }
+    }
+
+    #[test]
+    fn a_table_of_equal_lines_is_checked_whole() {
+        let table = "ns-a     pod-1     12m     3Mi     \nns-bb    pod-22    0m      1024Mi  \n";
+        let mut bounds = [(0, 0); 4];
+        assert!(split(&table.as_bytes()[..35], 0, &mut bounds));
+        let g = Geometry::of(36, &bounds).unwrap();
+        assert!(g.check(table.as_bytes(), 36, &mut bounds));
+        let at = |i: usize| &table[bounds[i].0..bounds[i].1];
+        assert_eq!(
+            [at(0), at(1), at(2), at(3)],
+            ["ns-bb", "pod-22", "0m", "1024Mi"]
+        );
+        // A token that runs into the next column, a shifted one, a tab, a comma: not this
+        // geometry.
+        for line in [
+            "ns-bb    pod-22xxxx0m      1024Mi  \n",
+            "ns-bb     pod-22   0m      1024Mi  \n",
+            "ns-bb\t   pod-22    0m      1024Mi  \n",
+            "ns-bb    pod,22    0m      1024Mi  \n",
+            "ns-bb    pod-22    0m      1024Mi   \n",
+            "ns-bb z  pod-22    0m      1024Mi  \n",
+            "ns-bb    pod-22    0m      1024Mi z\n",
+        ] {
+            assert!(!g.check(line.as_bytes(), 0, &mut bounds), "{line:?}");
+        }
+    }
 }

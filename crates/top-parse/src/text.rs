@@ -1648,6 +1648,124 @@ mod tests {
     }
 
     proptest! {
+        /// The fast path on tables as kubectl pads them (equal lines, which it checks
+        /// whole against the first row's geometry), with some lines broken in the ways that
+        /// must leave it: shifted, trimmed, longer, an odd byte, a token that fills its column.
+        #[test]
+        fn the_fast_path_changes_nothing_on_padded_tables(
+            rows in prop::collection::vec(
+                (
+                    prop::collection::vec(token(), 5),
+                    prop_oneof![
+                        8 => Just(0u8),
+                        1 => Just(1u8),
+                        1 => Just(2u8),
+                        1 => Just(3u8),
+                        3 => Just(4u8),
+                        1 => Just(5u8),
+                        2 => Just(6u8),
+                    ],
+                    0usize..200,
+                ),
+                1..40,
+            ),
+            padding in 1usize..4,
+            layout in prop_oneof![
+                Just(Layout::Pods),
+                Just(Layout::PodsAllNamespaces),
+                Just(Layout::Containers),
+                Just(Layout::ContainersAllNamespaces),
+            ],
+            chunk_end in any::<bool>(),
+        ) {
+            let width = layout.name_columns() + 2;
+            // Mostly kubectl's own rows: names, then `<n>m` and `<n>Mi`.
+            let rows: Vec<(Vec<String>, u8, usize)> = rows
+                .into_iter()
+                .map(|(mut cells, damage, at)| {
+                    cells.truncate(width);
+                    // Short enough for most lines to be checked whole (128 bytes).
+                    for cell in &mut cells {
+                        *cell = cell.chars().take(18).collect();
+                    }
+                    if damage == 0 {
+                        cells[width - 2] = format!("{}m", at % 17 * 97);
+                        cells[width - 1] = format!("{}Mi", at * 131);
+                        for name in &mut cells[..width - 2] {
+                            name.retain(|c| c.is_ascii_alphanumeric() || c == '-');
+                            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_uppercase()) {
+                                name.insert(0, 'x');
+                            }
+                        }
+                    }
+                    (cells, damage, at)
+                })
+                .collect();
+            let columns: Vec<usize> = (0..width)
+                .map(|i| rows.iter().map(|(c, ..)| c[i].len()).max().unwrap_or(0) + padding)
+                .collect();
+            let mut text = String::new();
+            for (cells, damage, at) in &rows {
+                let mut line = String::new();
+                for (cell, w) in cells.iter().zip(&columns) {
+                    line.push_str(&format!("{cell:<w$}"));
+                }
+                let mut line = match damage {
+                    1 => format!(" {line}"),
+                    2 => line.trim_end().to_owned(),
+                    3 => format!("{line}  "),
+                    // An odd byte in a token, or in the padding.
+                    4 if !line.is_empty() => {
+                        let mut bytes = line.into_bytes();
+                        let tokens: Vec<usize> = (0..bytes.len()).filter(|&i| bytes[i] != b' ').collect();
+                        let i = if at % 3 == 0 || tokens.is_empty() {
+                            at % bytes.len()
+                        } else {
+                            tokens[at % tokens.len()]
+                        };
+                        bytes[i] = [b'\t', b',', b'"', 0x7f][at % 4];
+                        String::from_utf8_lossy(&bytes).into_owned()
+                    }
+                    // Two tokens run together, or one more in the padding.
+                    5 => line.replacen(' ', "x", 1),
+                    6 => line.replacen("  ", " z", 1),
+                    _ => line,
+                };
+                line.push('\n');
+                text.push_str(&line);
+            }
+            if chunk_end {
+                // The last line without its LF, as at the end of input.
+                text.pop();
+            }
+            let labels = Labels { run: "r".to_owned(), ..Labels::default() };
+            let opts = TextOptions {
+                name: "t",
+                layout: None,
+                skip_bad_lines: true,
+                labels: &labels,
+                chunk: CHUNK,
+                readiness: &Readiness::always(),
+            };
+            let header = Header { layout, swap: false };
+            let run = |fast| {
+                chunk_rows_by(&opts, (header, None), UsageFormat::Csv, text.as_bytes(), 1, Vec::new(), fast)
+            };
+            match (run(true), run(false)) {
+                (Ok(f), Ok(g)) => {
+                    prop_assert_eq!(
+                        String::from_utf8_lossy(&f.fragment.bytes),
+                        String::from_utf8_lossy(&g.fragment.bytes)
+                    );
+                    prop_assert_eq!((f.rows, f.skipped), (g.rows, g.skipped));
+                    prop_assert_eq!(f.totals, g.totals);
+                    prop_assert_eq!(f.last_line, g.last_line);
+                }
+                (Err(f), Err(g)) => prop_assert_eq!(f.to_string(), g.to_string()),
+                (f, g) => prop_assert!(false, "fast {:?} but general {:?}", f.err(), g.err()),
+            }
+        }
+
         /// The fast path for kubectl's own rows gives the general parser's rows, totals, line
         /// numbers and errors, byte for byte, on any mix of right and wrong lines.
         #[test]
