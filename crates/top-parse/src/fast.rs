@@ -35,12 +35,13 @@ struct Geometry {
     len: usize,
     /// 16-byte vectors that cover the line before its LF.
     vectors: usize,
-    /// A bit at each token's first byte.
-    starts: u128,
+    /// A bit at each token's first byte, bytes 0 to 63 and 64 to 127 (the masks are kept in
+    /// halves: shifts of a u64 are one instruction, of a u128 several).
+    starts: [u64; 2],
     /// The offsets of those bytes.
     offsets: [usize; MAX_COLUMNS],
     /// The bytes before the LF.
-    inside: u128,
+    inside: [u64; 2],
     /// Per vector, the lanes before the LF (all bits set) or not (clear).
     lanes: [i8x16; WINDOW / 16],
 }
@@ -56,9 +57,9 @@ impl Geometry {
         Some(Geometry {
             len,
             vectors: text.div_ceil(16),
-            starts: bounds.iter().fold(0, |m, &(s, _)| m | (1 << s)),
+            starts: halves(bounds.iter().fold(0, |m, &(s, _)| m | (1 << s))),
             offsets: std::array::from_fn(|i| bounds.get(i).map_or(0, |b| b.0)),
-            inside: (1u128 << text) - 1,
+            inside: halves((1u128 << text) - 1),
             lanes: std::array::from_fn(|k| {
                 i8x16::new(std::array::from_fn(|i| -i8::from(16 * k + i < text)))
             }),
@@ -95,28 +96,50 @@ impl Geometry {
         // Adding 0x60 maps 0x20..=0x7e (printable ASCII) to -128..=-34 and nothing else there.
         let shift = i8x16::splat(0x60);
         let printable_below = i8x16::splat(-33);
-        let mut not_space = 0u128;
+        let (mut low, mut high) = (0u64, 0u64);
         let mut odd = i8x16::splat(0);
         for (k, bytes) in window.chunks_exact(16).enumerate() {
             let bytes: [u8; 16] = bytes.try_into().unwrap_or([0; 16]);
             let v = u8x16::new(bytes);
-            not_space |= u128::from((!v.simd_eq(space)).to_bitmask()) << (16 * k);
+            let mask = u64::from((!v.simd_eq(space)).to_bitmask());
+            if k < 4 {
+                low |= mask << (16 * k);
+            } else {
+                high |= mask << (16 * (k - 4));
+            }
             let s = i8x16::new(bytes.map(|b| b as i8));
             let printable = (s + shift).simd_lt(printable_below);
             odd |= (!printable | s.simd_eq(comma) | s.simd_eq(quote)) & self.lanes[k];
         }
-        let tokens = not_space & self.inside;
-        if odd.any() || tokens & !(tokens << 1) != self.starts {
+        let (low, high) = (low & self.inside[0], high & self.inside[1]);
+        // A token starts after a space (or at the line's start) and ends before one.
+        let starts = [low & !(low << 1), high & !((high << 1) | (low >> 63))];
+        if odd.any() || starts != self.starts {
             return false;
         }
-        // A token ends where its run of non-spaces does.
-        let mut ends = tokens & !(tokens >> 1);
+        let mut ends = [low & !((low >> 1) | (high << 63)), high & !(high >> 1)];
         for (bound, offset) in bounds.iter_mut().zip(&self.offsets) {
-            *bound = (p + offset, p + ends.trailing_zeros() as usize + 1);
-            ends &= ends - 1;
+            let end = if ends[0] != 0 {
+                let end = ends[0].trailing_zeros();
+                ends[0] &= ends[0] - 1;
+                end
+            } else {
+                let end = 64 + ends[1].trailing_zeros();
+                ends[1] &= ends[1].wrapping_sub(1);
+                end
+            };
+            *bound = (p + offset, p + end as usize + 1);
         }
         true
     }
+}
+
+/// A 128-bit mask as its low and high 64 bits.
+fn halves(mask: u128) -> [u64; 2] {
+    [
+        u64::try_from(mask & u128::from(u64::MAX)).unwrap_or(0),
+        u64::try_from(mask >> 64).unwrap_or(0),
+    ]
 }
 
 /// Splits `line` (at `p` in the chunk) into exactly `width` tokens at runs of spaces; `false`
@@ -229,7 +252,7 @@ pub(crate) fn pod_rows(
     totals: &mut FastTotals,
     general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<bool, Error>,
 ) -> Result<u64, Error> {
-    let slots = layout.name_slots();
+    let slots: Slots = layout.name_slots();
     // One copy of the loop per number of columns, with the per-column work unrolled.
     match layout.name_columns() + layout.resource_columns(false) {
         3 => rows_of::<3>(chunk, slots, first_line, given, writer, totals, general),
@@ -238,78 +261,141 @@ pub(crate) fn pod_rows(
     }
 }
 
+/// Which columns hold a pod row's namespace, pod and container names.
+type Slots = (Option<usize>, usize, Option<usize>);
+
+/// What a line's tokens made.
+enum Made {
+    /// A row, pushed: its CPU and memory.
+    Row(u64, u64),
+    /// A row that does not fit in what is left of the block.
+    Full,
+    /// Not a row this path takes.
+    Other,
+}
+
+/// Pushes the row whose tokens are `bounds`, if it is one this path takes.
+#[inline(always)]
+fn make_row<const N: usize>(
+    chunk: &[u8],
+    bounds: &[(usize, usize); N],
+    (namespace, pod, container): Slots,
+    given_namespace: &[u8],
+    rows: &mut PlainPodRows,
+) -> Made {
+    // Not a header (its columns are upper case) nor a `--sum` separator.
+    if matches!(chunk[bounds[0].0], b'A'..=b'Z' | b'_') {
+        return Made::Other;
+    }
+    let (Some(millicores), Some(mebibytes)) = (
+        number(chunk, bounds[N - 2], *b"m"),
+        number(chunk, bounds[N - 1], *b"Mi"),
+    ) else {
+        return Made::Other;
+    };
+    let cell = |i: usize| {
+        let (s, e) = bounds[i];
+        Cell::new(&chunk[s..], e - s)
+    };
+    let names = [
+        namespace.map_or(Cell::exact(given_namespace), cell),
+        cell(pod),
+        container.map_or(Cell::exact(b""), cell),
+    ];
+    // kubectl's digits are copied as they are, unless they have a leading zero.
+    let (start, end) = bounds[N - 2];
+    let cpu = if chunk[start] != b'0' || end - start == 2 {
+        Whole::Digits(Cell::new(&chunk[start..], end - 1 - start))
+    } else {
+        Whole::Value(millicores)
+    };
+    if rows.push(names, cpu, mebibytes << 20) {
+        Made::Row(millicores, mebibytes)
+    } else {
+        Made::Full
+    }
+}
+
+/// Takes the lines from `p` on that have geometry `g` as rows, while they come and fit in the
+/// block: the hot loop, kept small. Returns where it stopped and the number of lines taken.
+#[inline(never)]
+fn fixed_rows<const N: usize>(
+    chunk: &[u8],
+    mut p: usize,
+    g: &Geometry,
+    slots: Slots,
+    given_namespace: &[u8],
+    rows: &mut PlainPodRows,
+    totals: &mut FastTotals,
+) -> (usize, u64) {
+    let mut bounds = [(0usize, 0usize); N];
+    let (mut lines, mut millicores, mut mebibytes) = (0u64, 0u128, 0u128);
+    while g.check(chunk, p, &mut bounds) {
+        let Made::Row(m, mi) = make_row(chunk, &bounds, slots, given_namespace, rows) else {
+            break;
+        };
+        lines += 1;
+        millicores += u128::from(m);
+        mebibytes += u128::from(mi);
+        p += g.len;
+    }
+    totals.rows += lines;
+    totals.millicores += millicores;
+    totals.mebibytes += mebibytes;
+    (p, lines)
+}
+
 /// [`pod_rows`] for a layout of `N` columns.
 fn rows_of<const N: usize>(
     chunk: &[u8],
-    (namespace, pod, container): (Option<usize>, usize, Option<usize>),
+    slots: Slots,
     first_line: u64,
     given: &Given<'_>,
     writer: &mut UsageWriter<Vec<u8>>,
     totals: &mut FastTotals,
     mut general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<bool, Error>,
 ) -> Result<u64, Error> {
-    let width = N;
     let mut rows = PlainPodRows::new(given.prefix);
     let mut geometry: Option<Geometry> = None;
     let mut bounds = [(0usize, 0usize); N];
     let mut line_no = first_line;
     let mut p = 0;
     while p < chunk.len() {
-        line_no += 1;
-        let fixed = geometry
-            .as_ref()
-            .is_some_and(|g| g.check(chunk, p, &mut bounds));
-        let (end, next) = match &geometry {
-            Some(g) if fixed => (p + g.len - 1, p + g.len),
-            _ => {
-                let end = memchr::memchr(b'\n', &chunk[p..]).map_or(chunk.len(), |e| p + e);
-                (end, end + 1)
-            }
-        };
-        let tokens = fixed || split(&chunk[p..end], p, &mut bounds);
-        // Not a header (its columns are upper case) nor a `--sum` separator.
-        if tokens
-            && !matches!(chunk[bounds[0].0], b'A'..=b'Z' | b'_')
-            && let Some(millicores) = number(chunk, bounds[width - 2], *b"m")
-            && let Some(mebibytes) = number(chunk, bounds[width - 1], *b"Mi")
-        {
-            let cell = |i: usize| {
-                let (s, e) = bounds[i];
-                Cell::new(&chunk[s..], e - s)
-            };
-            let names = [
-                namespace.map_or(Cell::exact(given.namespace), cell),
-                cell(pod),
-                container.map_or(Cell::exact(b""), cell),
-            ];
-            // kubectl's digits are copied as they are, unless they have a leading zero.
-            let (start, end) = bounds[width - 2];
-            let cpu = if chunk[start] != b'0' || end - start == 2 {
-                Whole::Digits(Cell::new(&chunk[start..], end - 1 - start))
-            } else {
-                Whole::Value(millicores)
-            };
-            let mut pushed = rows.push(names, cpu, mebibytes << 20);
-            if !pushed {
-                writer.append_plain_pods(&mut rows).map_err(Error::Write)?;
-                pushed = rows.push(names, cpu, mebibytes << 20);
-            }
-            // A row too long for a block (names of kilobytes) goes the general way.
-            if pushed {
-                totals.rows += 1;
-                totals.millicores += u128::from(millicores);
-                totals.mebibytes += u128::from(mebibytes);
-                if !fixed && next <= chunk.len() {
-                    let line = |(s, e): (usize, usize)| (s - p, e - p);
-                    geometry = Geometry::of(next - p, &bounds.map(line));
-                }
-                p = next;
-                continue;
+        if let Some(g) = &geometry {
+            let (next, lines) =
+                fixed_rows::<N>(chunk, p, g, slots, given.namespace, &mut rows, totals);
+            p = next;
+            line_no += lines;
+            if p >= chunk.len() {
+                break;
             }
         }
-        writer.append_plain_pods(&mut rows).map_err(Error::Write)?;
-        if !general(line_no, &chunk[p..end], next, writer)? {
-            return Ok(line_no);
+        // A line that is not the table's geometry, or a full block: token by token.
+        line_no += 1;
+        let end = memchr::memchr(b'\n', &chunk[p..]).map_or(chunk.len(), |e| p + e);
+        let next = end + 1;
+        let mut made = Made::Other;
+        if split(&chunk[p..end], p, &mut bounds) {
+            made = make_row(chunk, &bounds, slots, given.namespace, &mut rows);
+            if let Made::Full = made {
+                writer.append_plain_pods(&mut rows).map_err(Error::Write)?;
+                // A row too long for an empty block (names of kilobytes) goes the general way.
+                made = make_row(chunk, &bounds, slots, given.namespace, &mut rows);
+            }
+        }
+        if let Made::Row(millicores, mebibytes) = made {
+            totals.rows += 1;
+            totals.millicores += u128::from(millicores);
+            totals.mebibytes += u128::from(mebibytes);
+            if next <= chunk.len() {
+                let line = |(s, e): (usize, usize)| (s - p, e - p);
+                geometry = Geometry::of(next - p, &bounds.map(line));
+            }
+        } else {
+            writer.append_plain_pods(&mut rows).map_err(Error::Write)?;
+            if !general(line_no, &chunk[p..end], next, writer)? {
+                return Ok(line_no);
+            }
         }
         p = next;
     }
