@@ -702,28 +702,38 @@ fn put_cell(row: &mut [u8], at: usize, cell: Cell<'_>) -> usize {
     at + n
 }
 
+/// "00" to "99", each as a little-endian u16.
+const PAIRS: [u16; 100] = {
+    let mut pairs = [0u16; 100];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i] = (b'0' as u16 + (i % 10) as u16) << 8 | (b'0' as u16 + (i / 10) as u16);
+        i += 1;
+    }
+    pairs
+};
+
+/// Two decimal digits of `v` (below 100) as ASCII, the first in the lower byte.
+#[inline(always)]
+fn pair(v: u64) -> u64 {
+    u64::from(PAIRS[usize::try_from(v % 100).unwrap_or(0)])
+}
+
 /// The eight decimal digits of `v` (below 10^8) as ASCII, the first digit in the lowest byte:
-/// split into halves, quarters and digits by multiplications, all lanes at once.
+/// pairs of digits from a table, so that the chain from the number to its digits is two
+/// divisions by constants and a load.
 #[inline(always)]
 fn ascii8(v: u64) -> u64 {
     debug_assert!(v < 100_000_000);
-    let mut x = (v / 10_000) | ((v % 10_000) << 32);
-    // x / 100 in each 32-bit lane (exact below 43,699).
-    let h = ((x * 10_486) >> 20) & 0x0000_007f_0000_007f;
-    x = h | ((x - h * 100) << 16);
-    // x / 10 in each 16-bit lane (exact below 179).
-    let h = ((x * 103) >> 10) & 0x000f_000f_000f_000f;
-    x = h | ((x - h * 10) << 8);
-    x | 0x3030_3030_3030_3030
+    let (high, low) = (v / 10_000, v % 10_000);
+    pair(high / 100) | pair(high) << 16 | pair(low / 100) << 32 | pair(low) << 48
 }
 
 /// The four decimal digits of `v` (below 10^4) as ASCII, the first digit in the lowest byte.
 #[inline(always)]
 fn ascii4(v: u64) -> u64 {
     debug_assert!(v < 10_000);
-    let x = (v / 100) | ((v % 100) << 16);
-    let h = ((x * 103) >> 10) & 0x000f_000f;
-    (h | ((x - h * 10) << 8)) | 0x3030_3030
+    pair(v / 100) | pair(v) << 16
 }
 
 /// Writes `v` in decimal to `row` at `at` (16 bytes of room, 20 for a number of 17 digits or
