@@ -705,9 +705,9 @@ fn put_cell(row: &mut [u8], at: usize, cell: Cell<'_>) -> usize {
 /// "00" to "99", each as a little-endian u16.
 const PAIRS: [u16; 100] = {
     let mut pairs = [0u16; 100];
-    let mut i = 0;
+    let mut i: u16 = 0;
     while i < 100 {
-        pairs[i] = (b'0' as u16 + (i % 10) as u16) << 8 | (b'0' as u16 + (i / 10) as u16);
+        pairs[i as usize] = (0x30 + i % 10) << 8 | (0x30 + i / 10);
         i += 1;
     }
     pairs
