@@ -355,7 +355,7 @@ impl Row<'_> {
 
 /// Where parsed rows go. A closure taking [`Row`]s is a sink; a sink that can also take
 /// pre-formatted rows lets top-parse format large text inputs on several threads.
-pub trait RowSink {
+pub trait RowSink: Send {
     fn row(&mut self, row: Row<'_>) -> Result<()>;
 
     /// Worker threads, and the format they write rows in, for large text inputs; `None` (the
@@ -377,7 +377,7 @@ pub trait RowSink {
     }
 }
 
-impl<F: FnMut(Row<'_>) -> Result<()>> RowSink for F {
+impl<F: FnMut(Row<'_>) -> Result<()> + Send> RowSink for F {
     fn row(&mut self, row: Row<'_>) -> Result<()> {
         self(row)
     }

@@ -1050,23 +1050,11 @@ impl<R: BufRead> Reading<R> {
     }
 }
 
-/// Sets `stop` and wakes every waiting worker when the reading side is left, however it is.
-struct StopOnDrop<'a, R>(&'a (std::sync::Mutex<Reading<R>>, std::sync::Condvar));
-
-impl<R> Drop for StopOnDrop<'_, R> {
-    fn drop(&mut self) {
-        let (lock, wake) = self.0;
-        lock.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .stop = true;
-        wake.notify_all();
-    }
-}
-
 /// Reads the body of a table on `threads` worker threads. The first chunk is read first: input
 /// that fits in it is parsed here, with no threads. Each worker then takes the input in turn,
-/// reads the next chunk of complete lines, numbers it, and formats it; this thread appends the
-/// chunks' rows in order.
+/// reads the next chunk of complete lines, numbers it, and formats it, then hands it in: the
+/// worker that hands in the next chunk in order appends it, and those after it that are done,
+/// while this thread waits for the workers to finish.
 ///
 /// A `--sum` footer or an appended table's header stops the workers: what they read past it,
 /// and the rest of the input, are then read by [`serial_body`].
@@ -1117,13 +1105,92 @@ fn parallel_body(
         m.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    let mut sequential: Option<Vec<u8>> = None;
-    let appended = std::thread::scope(|scope| -> Result<u64, Error> {
-        let (done_tx, done_rx) =
-            std::sync::mpsc::sync_channel::<ChunkDone>(usize::try_from(in_flight_max).unwrap_or(4));
+    // The output side. Whichever worker finishes the next chunk in order appends it, and the
+    // chunks after it that are done: a thread of its own for this woke for every chunk, on a
+    // core a worker was using (two cores, three threads; session 13 in docs/benchmarks.md).
+    struct Output<'a, 'o> {
+        table: &'a mut Table<'o>,
+        sink: &'a mut dyn RowSink,
+        /// After a `--sum` footer: the input read past it, to read in order afterwards.
+        sequential: Option<Vec<u8>>,
+        failed: Option<Error>,
+    }
+    // Chunks done and not yet appended, and the next one to append.
+    let pending = Mutex::new((std::collections::BTreeMap::<u64, ChunkDone>::new(), 0u64));
+    let output = Mutex::new(Output {
+        table,
+        sink,
+        sequential: None,
+        failed: None,
+    });
+    fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    // Appends one chunk, in order.
+    let append = |out: &mut Output<'_, '_>, done: ChunkDone| -> Result<(), Error> {
+        if let Some(tail) = out.sequential.as_mut() {
+            // Chunks read before the footer was seen: read them in order afterwards.
+            tail.extend_from_slice(&done.chunk);
+            return Ok(());
+        }
+        let rows = done.outcome?;
+        out.table.add(&rows);
+        out.sink.fragment(kind, &rows.fragment)?;
+        let mut reading = lock(&shared.0);
+        reading.appended += 1;
+        reading.free_out.push(rows.fragment.bytes);
+        if let Some((state, next, footer_line)) = rows.stopped {
+            reading.stop = true;
+            drop(reading);
+            out.table.resume(state, footer_line);
+            out.sequential = Some(done.chunk[next.min(done.chunk.len())..].to_vec());
+        } else {
+            reading.free.push(done.chunk);
+        }
+        shared.1.notify_all();
+        Ok(())
+    };
+    // Hands in a chunk done, and appends what is next in order unless another thread is at it
+    // (which then appends this one too).
+    let hand_in = |done: ChunkDone| {
+        locked(&pending).0.insert(done.seq, done);
+        loop {
+            let Ok(mut out) = output.try_lock() else {
+                return;
+            };
+            loop {
+                let next = {
+                    let mut p = locked(&pending);
+                    let seq = p.1;
+                    let next = p.0.remove(&seq);
+                    if next.is_some() {
+                        p.1 += 1;
+                    }
+                    next
+                };
+                let Some(done) = next else { break };
+                if out.failed.is_some() {
+                    continue;
+                }
+                if let Err(e) = append(&mut out, done) {
+                    out.failed = Some(e);
+                    lock(&shared.0).stop = true;
+                    shared.1.notify_all();
+                }
+            }
+            drop(out);
+            // A chunk handed in while this thread held the output, by a thread that then found
+            // it taken, is this thread's to append.
+            let p = locked(&pending);
+            if !p.0.contains_key(&p.1) {
+                return;
+            }
+        }
+    };
+
+    std::thread::scope(|scope| {
         for _ in 0..threads {
-            let done_tx = done_tx.clone();
-            let shared = &shared;
+            let (shared, hand_in) = (&shared, &hand_in);
             scope.spawn(move || {
                 loop {
                     let mut reading = lock(&shared.0);
@@ -1143,67 +1210,46 @@ fn parallel_body(
                     reading.next_seq += 1;
                     let taken = reading.take_chunk(opts);
                     drop(reading);
-                    let (chunk, first_line, out) = match taken {
-                        Ok(taken) => taken,
-                        Err(e) => {
-                            let _ = done_tx.send(ChunkDone {
-                                seq,
-                                chunk: Vec::new(),
-                                outcome: Err(e),
-                            });
-                            return;
+                    let failed = taken.is_err();
+                    let (chunk, outcome) = match taken {
+                        Ok((chunk, first_line, out)) => {
+                            let outcome = chunk_rows(
+                                opts,
+                                (header, timestamp),
+                                format,
+                                &chunk,
+                                first_line,
+                                out,
+                            );
+                            (chunk, outcome)
                         }
+                        Err(e) => (Vec::new(), Err(e)),
                     };
-                    let outcome =
-                        chunk_rows(opts, (header, timestamp), format, &chunk, first_line, out);
-                    if done_tx
-                        .send(ChunkDone {
-                            seq,
-                            chunk,
-                            outcome,
-                        })
-                        .is_err()
-                    {
+                    hand_in(ChunkDone {
+                        seq,
+                        chunk,
+                        outcome,
+                    });
+                    if failed {
                         return;
                     }
                 }
             });
         }
-        drop(done_tx);
-        // However this side ends (an error included), the workers stop reading and return.
-        let _stop = StopOnDrop(&shared);
-
-        let mut next_append = 0u64;
-        let mut waiting = std::collections::BTreeMap::new();
-        // Until every worker has returned (each drops its sender).
-        for done in &done_rx {
-            waiting.insert(done.seq, done);
-            while let Some(done) = waiting.remove(&next_append) {
-                next_append += 1;
-                if let Some(tail) = sequential.as_mut() {
-                    // Chunks read before the footer was seen: read them here, in order.
-                    tail.extend_from_slice(&done.chunk);
-                    continue;
-                }
-                let rows = done.outcome?;
-                table.add(&rows);
-                sink.fragment(kind, &rows.fragment)?;
-                let mut reading = lock(&shared.0);
-                reading.appended = next_append;
-                reading.free_out.push(rows.fragment.bytes);
-                if let Some((state, next, footer_line)) = rows.stopped {
-                    reading.stop = true;
-                    drop(reading);
-                    table.resume(state, footer_line);
-                    sequential = Some(done.chunk[next.min(done.chunk.len())..].to_vec());
-                } else {
-                    reading.free.push(done.chunk);
-                }
-                shared.1.notify_all();
-            }
-        }
-        Ok(next_append)
-    })?;
+    });
+    let Output {
+        table,
+        sink,
+        sequential,
+        failed,
+    } = output.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let appended = pending
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .1;
 
     let reading = shared
         .0
