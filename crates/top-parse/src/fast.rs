@@ -22,9 +22,12 @@ use wide::{i8x16, u8x16};
 use crate::Error;
 use crate::text::Layout;
 
-/// The longest line (with its LF) checked whole: its masks fit in 128 bits. Longer ones are
-/// split token by token.
-const WINDOW: usize = 128;
+/// The longest line (with its LF) checked whole: its masks fit in four 64-bit words (room for
+/// `-A --containers` lines with long pod names). Longer ones are split token by token.
+const WINDOW: usize = 256;
+
+/// The 64-bit words of a line's masks: shifts of a u64 are one instruction, of a u128 several.
+const WORDS: usize = WINDOW / 64;
 
 /// The most columns of a pod layout (`-A --containers`).
 const MAX_COLUMNS: usize = 5;
@@ -35,13 +38,12 @@ struct Geometry {
     len: usize,
     /// 16-byte vectors that cover the line before its LF.
     vectors: usize,
-    /// A bit at each token's first byte, bytes 0 to 63 and 64 to 127 (the masks are kept in
-    /// halves: shifts of a u64 are one instruction, of a u128 several).
-    starts: [u64; 2],
+    /// A bit at each token's first byte (bytes 0 to 63 in the first word, and so on).
+    starts: [u64; WORDS],
     /// The offsets of those bytes.
     offsets: [usize; MAX_COLUMNS],
     /// The bytes before the LF.
-    inside: [u64; 2],
+    inside: [u64; WORDS],
     /// Per vector, the lanes before the LF (all bits set) or not (clear).
     lanes: [i8x16; WINDOW / 16],
 }
@@ -57,9 +59,18 @@ impl Geometry {
         Some(Geometry {
             len,
             vectors: text.div_ceil(16),
-            starts: halves(bounds.iter().fold(0, |m, &(s, _)| m | (1 << s))),
+            starts: std::array::from_fn(|w| {
+                bounds
+                    .iter()
+                    .filter(|&&(s, _)| s / 64 == w)
+                    .fold(0, |m, &(s, _)| m | (1 << (s % 64)))
+            }),
             offsets: std::array::from_fn(|i| bounds.get(i).map_or(0, |b| b.0)),
-            inside: halves((1u128 << text) - 1),
+            inside: std::array::from_fn(|w| match text.saturating_sub(64 * w) {
+                0 => 0,
+                n if n >= 64 => u64::MAX,
+                n => (1 << n) - 1,
+            }),
             lanes: std::array::from_fn(|k| {
                 i8x16::new(std::array::from_fn(|i| -i8::from(16 * k + i < text)))
             }),
@@ -69,7 +80,7 @@ impl Geometry {
     /// Whether the line at `p` has this geometry: its LF where this one's is, no odd byte, its
     /// tokens starting where this one's do. If so, fills `bounds` (offsets in `chunk`).
     #[inline(always)]
-    fn check<const N: usize>(
+    fn check<const N: usize, const W: usize>(
         &self,
         chunk: &[u8],
         p: usize,
@@ -96,50 +107,52 @@ impl Geometry {
         // Adding 0x60 maps 0x20..=0x7e (printable ASCII) to -128..=-34 and nothing else there.
         let shift = i8x16::splat(0x60);
         let printable_below = i8x16::splat(-33);
-        let (mut low, mut high) = (0u64, 0u64);
+        // Not a space, a bit a byte: W words of four vectors each, all loops of known length
+        // but the last, so that the words stay in registers.
+        let mut words = [0u64; W];
         let mut odd = i8x16::splat(0);
-        for (k, bytes) in window.chunks_exact(16).enumerate() {
-            let bytes: [u8; 16] = bytes.try_into().unwrap_or([0; 16]);
-            let v = u8x16::new(bytes);
-            let mask = u64::from((!v.simd_eq(space)).to_bitmask());
-            if k < 4 {
-                low |= mask << (16 * k);
-            } else {
-                high |= mask << (16 * (k - 4));
+        let mut vectors = window.chunks_exact(16).zip(&self.lanes);
+        for word in &mut words {
+            for j in 0..4 {
+                let Some((bytes, lane)) = vectors.next() else {
+                    break;
+                };
+                let bytes: [u8; 16] = bytes.try_into().unwrap_or([0; 16]);
+                let v = u8x16::new(bytes);
+                *word |= u64::from((!v.simd_eq(space)).to_bitmask()) << (16 * j);
+                let s = i8x16::new(bytes.map(|b| b as i8));
+                let printable = (s + shift).simd_lt(printable_below);
+                odd |= (!printable | s.simd_eq(comma) | s.simd_eq(quote)) & *lane;
             }
-            let s = i8x16::new(bytes.map(|b| b as i8));
-            let printable = (s + shift).simd_lt(printable_below);
-            odd |= (!printable | s.simd_eq(comma) | s.simd_eq(quote)) & self.lanes[k];
         }
-        let (low, high) = (low & self.inside[0], high & self.inside[1]);
-        // A token starts after a space (or at the line's start) and ends before one.
-        let starts = [low & !(low << 1), high & !((high << 1) | (low >> 63))];
-        if odd.any() || starts != self.starts {
+        for (word, inside) in words.iter_mut().zip(&self.inside) {
+            *word &= inside;
+        }
+        // A token starts after a space (or at the line's start) and ends before one; a bit
+        // carries over from the word before, or the word after.
+        let mut starts = [0u64; W];
+        let mut ends = [0u64; W];
+        for w in 0..W {
+            let below = if w > 0 { words[w - 1] >> 63 } else { 0 };
+            let above = if w + 1 < W { words[w + 1] << 63 } else { 0 };
+            starts[w] = words[w] & !((words[w] << 1) | below);
+            ends[w] = words[w] & !((words[w] >> 1) | above);
+        }
+        if odd.any() || starts != std::array::from_fn(|w| self.starts[w]) {
             return false;
         }
-        let mut ends = [low & !((low >> 1) | (high << 63)), high & !(high >> 1)];
+        let mut w = 0;
         for (bound, offset) in bounds.iter_mut().zip(&self.offsets) {
-            let end = if ends[0] != 0 {
-                let end = ends[0].trailing_zeros();
-                ends[0] &= ends[0] - 1;
-                end
-            } else {
-                let end = 64 + ends[1].trailing_zeros();
-                ends[1] &= ends[1].wrapping_sub(1);
-                end
-            };
-            *bound = (p + offset, p + end as usize + 1);
+            // As many ends as starts: the search stops at a word that has one.
+            while w + 1 < W && ends[w] == 0 {
+                w += 1;
+            }
+            let end = 64 * w + ends[w].trailing_zeros() as usize;
+            ends[w] &= ends[w].wrapping_sub(1);
+            *bound = (p + offset, p + end + 1);
         }
         true
     }
-}
-
-/// A 128-bit mask as its low and high 64 bits.
-fn halves(mask: u128) -> [u64; 2] {
-    [
-        u64::try_from(mask & u128::from(u64::MAX)).unwrap_or(0),
-        u64::try_from(mask >> 64).unwrap_or(0),
-    ]
 }
 
 /// Splits `line` (at `p` in the chunk) into exactly `width` tokens at runs of spaces; `false`
@@ -319,7 +332,7 @@ fn make_row<const N: usize>(
 /// Takes the lines from `p` on that have geometry `g` as rows, while they come and fit in the
 /// block: the hot loop, kept small. Returns where it stopped and the number of lines taken.
 #[inline(never)]
-fn fixed_rows<const N: usize>(
+fn fixed_rows<const N: usize, const W: usize>(
     chunk: &[u8],
     mut p: usize,
     g: &Geometry,
@@ -330,7 +343,7 @@ fn fixed_rows<const N: usize>(
 ) -> (usize, u64) {
     let mut bounds = [(0usize, 0usize); N];
     let (mut lines, mut millicores, mut mebibytes) = (0u64, 0u128, 0u128);
-    while g.check(chunk, p, &mut bounds) {
+    while g.check::<N, W>(chunk, p, &mut bounds) {
         let Made::Row(m, mi) = make_row(chunk, &bounds, slots, given_namespace, rows) else {
             break;
         };
@@ -362,8 +375,19 @@ fn rows_of<const N: usize>(
     let mut p = 0;
     while p < chunk.len() {
         if let Some(g) = &geometry {
-            let (next, lines) =
-                fixed_rows::<N>(chunk, p, g, slots, given.namespace, &mut rows, totals);
+            let (next, lines) = if g.len <= WINDOW / 2 {
+                fixed_rows::<N, { WORDS / 2 }>(
+                    chunk,
+                    p,
+                    g,
+                    slots,
+                    given.namespace,
+                    &mut rows,
+                    totals,
+                )
+            } else {
+                fixed_rows::<N, WORDS>(chunk, p, g, slots, given.namespace, &mut rows, totals)
+            };
             p = next;
             line_no += lines;
             if p >= chunk.len() {
@@ -426,12 +450,30 @@ mod tests {
     }
 
     #[test]
+    fn lines_of_up_to_256_bytes_are_checked_whole() {
+        let row = |ns: &str, pod: &str| format!("{ns:<70}{pod:<120}{:<20}{:<20}\n", "7m", "9Mi");
+        let table = row("ns-a", "pod-a") + &row("ns-b", &"p".repeat(110));
+        let line = table.len() / 2;
+        assert!(line > 128 && line <= WINDOW);
+        let mut bounds = [(0, 0); 4];
+        assert!(split(&table.as_bytes()[..line - 1], 0, &mut bounds));
+        let g = Geometry::of(line, &bounds).unwrap();
+        assert!(g.check::<4, WORDS>(table.as_bytes(), line, &mut bounds));
+        let at = |i: usize| &table[bounds[i].0..bounds[i].1];
+        assert_eq!(at(1), "p".repeat(110));
+        assert_eq!([at(0), at(2), at(3)], ["ns-b", "7m", "9Mi"]);
+        // A token that runs into the next column past byte 128.
+        let broken = row("ns-b", &"p".repeat(120));
+        assert!(!g.check::<4, WORDS>(broken.as_bytes(), 0, &mut bounds));
+    }
+
+    #[test]
     fn a_table_of_equal_lines_is_checked_whole() {
         let table = "ns-a     pod-1     12m     3Mi     \nns-bb    pod-22    0m      1024Mi  \n";
         let mut bounds = [(0, 0); 4];
         assert!(split(&table.as_bytes()[..35], 0, &mut bounds));
         let g = Geometry::of(36, &bounds).unwrap();
-        assert!(g.check(table.as_bytes(), 36, &mut bounds));
+        assert!(g.check::<4, 2>(table.as_bytes(), 36, &mut bounds));
         let at = |i: usize| &table[bounds[i].0..bounds[i].1];
         assert_eq!(
             [at(0), at(1), at(2), at(3)],
@@ -448,7 +490,10 @@ mod tests {
             "ns-bb z  pod-22    0m      1024Mi  \n",
             "ns-bb    pod-22    0m      1024Mi z\n",
         ] {
-            assert!(!g.check(line.as_bytes(), 0, &mut bounds), "{line:?}");
+            assert!(
+                !g.check::<4, 2>(line.as_bytes(), 0, &mut bounds),
+                "{line:?}"
+            );
         }
     }
 }

@@ -1738,6 +1738,7 @@ mod tests {
                 Just(Layout::ContainersAllNamespaces),
             ],
             chunk_end in any::<bool>(),
+            long in any::<bool>(),
         ) {
             let width = layout.name_columns() + 2;
             // Mostly kubectl's own rows: names, then `<n>m` and `<n>Mi`.
@@ -1745,9 +1746,10 @@ mod tests {
                 .into_iter()
                 .map(|(mut cells, damage, at)| {
                     cells.truncate(width);
-                    // Short enough for most lines to be checked whole (128 bytes).
+                    // Lines up to 128 bytes (checked in two mask words), up to 256 (four),
+                    // and longer (split token by token).
                     for cell in &mut cells {
-                        *cell = cell.chars().take(18).collect();
+                        *cell = cell.chars().take(if long { 50 } else { 18 }).collect();
                     }
                     if damage == 0 {
                         cells[width - 2] = format!("{}m", at % 17 * 97);
