@@ -620,11 +620,6 @@ impl PlainPodRows {
         }
     }
 
-    /// Rows formatted and not yet appended.
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
     /// Formats one row; `false` (and nothing written) when it does not fit in what is left of
     /// the block: append the block to the writer and push again. A row that does not fit in an
     /// empty block (names of kilobytes) never does; write it with [`UsageWriter::write_pod`].

@@ -207,33 +207,24 @@ fn swar8(bytes: &[u8], n: usize) -> Option<u64> {
 }
 
 /// The token `chunk[start..end]` if it is `digits` then `suffix`, 1 to 12 digits: the value, or
-/// `None` for anything else (which the general parser then reads, or rejects).
+/// `None` for anything else (which the general parser then reads, or rejects). kubectl's own
+/// numbers (up to 8 digits) are read eight digits at a time where they are; others as the
+/// general parser reads them.
 #[inline(always)]
 fn number<const S: usize>(
     chunk: &[u8],
     (start, end): (usize, usize),
     suffix: [u8; S],
 ) -> Option<u64> {
-    let digits_end = end.checked_sub(S)?;
-    if digits_end <= start || chunk.get(digits_end..end)? != suffix {
-        return None;
+    if let Some(digits_end) = end.checked_sub(S)
+        && digits_end > start
+        && digits_end - start <= 8
+        && digits_end >= 8
+        && chunk[digits_end..end] == suffix
+    {
+        return swar8(&chunk[digits_end - 8..digits_end], digits_end - start);
     }
-    let n = digits_end - start;
-    if n <= 8 && digits_end >= 8 {
-        return swar8(&chunk[digits_end - 8..digits_end], n);
-    }
-    if n > 12 {
-        return None;
-    }
-    let mut v = 0u64;
-    for &b in &chunk[start..digits_end] {
-        let d = b.wrapping_sub(b'0');
-        if d > 9 {
-            return None;
-        }
-        v = v * 10 + u64::from(d);
-    }
-    Some(v)
+    crate::text::kubectl_number(chunk.get(start..end)?, &suffix)
 }
 
 /// What every row gets besides its own cells.

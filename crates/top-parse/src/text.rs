@@ -278,7 +278,7 @@ fn quantity(token: &[u8], what: &str) -> Result<Quantity, String> {
 /// Digits then `suffix`, up to 12 digits (so that scaling by 10⁶ or 2²⁰ cannot overflow an i64
 /// or u64): the forms kubectl top prints (`250m`, `180Mi`). Anything else takes the general
 /// parser.
-fn kubectl_number(token: &[u8], suffix: &[u8]) -> Option<u64> {
+pub(crate) fn kubectl_number(token: &[u8], suffix: &[u8]) -> Option<u64> {
     let digits = token.strip_suffix(suffix)?;
     if digits.is_empty() || digits.len() > 12 {
         return None;
@@ -1116,7 +1116,7 @@ fn parallel_body(
         }),
         Condvar::new(),
     );
-    fn lock<R>(m: &Mutex<Reading<R>>) -> std::sync::MutexGuard<'_, Reading<R>> {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         m.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -1138,9 +1138,6 @@ fn parallel_body(
         sequential: None,
         failed: None,
     });
-    fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-        m.lock().unwrap_or_else(PoisonError::into_inner)
-    }
     // Appends one chunk, in order.
     let append = |out: &mut Output<'_, '_>, done: ChunkDone| -> Result<(), Error> {
         if let Some(tail) = out.sequential.as_mut() {
@@ -1168,14 +1165,14 @@ fn parallel_body(
     // Hands in a chunk done, and appends what is next in order unless another thread is at it
     // (which then appends this one too).
     let hand_in = |done: ChunkDone| {
-        locked(&pending).0.insert(done.seq, done);
+        lock(&pending).0.insert(done.seq, done);
         loop {
             let Ok(mut out) = output.try_lock() else {
                 return;
             };
             loop {
                 let next = {
-                    let mut p = locked(&pending);
+                    let mut p = lock(&pending);
                     let seq = p.1;
                     let next = p.0.remove(&seq);
                     if next.is_some() {
@@ -1196,7 +1193,7 @@ fn parallel_body(
             drop(out);
             // A chunk handed in while this thread held the output, by a thread that then found
             // it taken, is this thread's to append.
-            let p = locked(&pending);
+            let p = lock(&pending);
             if !p.0.contains_key(&p.1) {
                 return;
             }
@@ -1708,6 +1705,65 @@ mod tests {
         }
     }
 
+    /// Reads `text` as a table of `layout` with the fast path and without it: both must give the
+    /// same bytes, rows, totals, stop at a footer, line numbers, or the same error.
+    fn fast_and_general_agree(
+        text: &str,
+        layout: Layout,
+        labels: &Labels,
+        skip_bad_lines: bool,
+    ) -> Result<(), TestCaseError> {
+        let opts = TextOptions {
+            name: "t",
+            layout: None,
+            skip_bad_lines,
+            labels,
+            chunk: CHUNK,
+            readiness: &Readiness::always(),
+        };
+        let header = Header {
+            layout,
+            swap: false,
+        };
+        let run = |fast| {
+            chunk_rows_by(
+                &opts,
+                (header, None),
+                UsageFormat::Csv,
+                text.as_bytes(),
+                1,
+                Vec::new(),
+                fast,
+            )
+        };
+        match (run(true), run(false)) {
+            (Ok(f), Ok(g)) => {
+                prop_assert_eq!(
+                    String::from_utf8_lossy(&f.fragment.bytes),
+                    String::from_utf8_lossy(&g.fragment.bytes)
+                );
+                prop_assert_eq!(f.fragment.rows, g.fragment.rows);
+                prop_assert_eq!((f.rows, f.skipped), (g.rows, g.skipped));
+                prop_assert_eq!(f.totals, g.totals);
+                prop_assert_eq!(f.stopped, g.stopped);
+                prop_assert_eq!(f.last_line, g.last_line);
+            }
+            (Err(f), Err(g)) => prop_assert_eq!(f.to_string(), g.to_string()),
+            (f, g) => prop_assert!(false, "fast {:?} but general {:?}", f.err(), g.err()),
+        }
+        Ok(())
+    }
+
+    /// The four layouts of `kubectl top pod`.
+    fn pod_layout() -> impl Strategy<Value = Layout> {
+        prop_oneof![
+            Just(Layout::Pods),
+            Just(Layout::PodsAllNamespaces),
+            Just(Layout::Containers),
+            Just(Layout::ContainersAllNamespaces),
+        ]
+    }
+
     proptest! {
         /// The fast path on tables as kubectl pads them (equal lines, which it checks
         /// whole against the first row's geometry), with some lines broken in the ways that
@@ -1731,12 +1787,7 @@ mod tests {
                 1..40,
             ),
             padding in 1usize..4,
-            layout in prop_oneof![
-                Just(Layout::Pods),
-                Just(Layout::PodsAllNamespaces),
-                Just(Layout::Containers),
-                Just(Layout::ContainersAllNamespaces),
-            ],
+            layout in pod_layout(),
             chunk_end in any::<bool>(),
             long in any::<bool>(),
         ) {
@@ -1802,31 +1853,7 @@ mod tests {
                 text.pop();
             }
             let labels = Labels { run: "r".to_owned(), ..Labels::default() };
-            let opts = TextOptions {
-                name: "t",
-                layout: None,
-                skip_bad_lines: true,
-                labels: &labels,
-                chunk: CHUNK,
-                readiness: &Readiness::always(),
-            };
-            let header = Header { layout, swap: false };
-            let run = |fast| {
-                chunk_rows_by(&opts, (header, None), UsageFormat::Csv, text.as_bytes(), 1, Vec::new(), fast)
-            };
-            match (run(true), run(false)) {
-                (Ok(f), Ok(g)) => {
-                    prop_assert_eq!(
-                        String::from_utf8_lossy(&f.fragment.bytes),
-                        String::from_utf8_lossy(&g.fragment.bytes)
-                    );
-                    prop_assert_eq!((f.rows, f.skipped), (g.rows, g.skipped));
-                    prop_assert_eq!(f.totals, g.totals);
-                    prop_assert_eq!(f.last_line, g.last_line);
-                }
-                (Err(f), Err(g)) => prop_assert_eq!(f.to_string(), g.to_string()),
-                (f, g) => prop_assert!(false, "fast {:?} but general {:?}", f.err(), g.err()),
-            }
+            fast_and_general_agree(&text, layout, &labels, true)?;
         }
 
         /// The fast path for kubectl's own rows gives the general parser's rows, totals, line
@@ -1836,12 +1863,7 @@ mod tests {
             lines in prop::collection::vec(line(), 0..60),
             final_newline in any::<bool>(),
             skip_bad_lines in any::<bool>(),
-            layout in prop_oneof![
-                Just(Layout::Pods),
-                Just(Layout::PodsAllNamespaces),
-                Just(Layout::Containers),
-                Just(Layout::ContainersAllNamespaces),
-            ],
+            layout in pod_layout(),
             namespace in prop::option::of(Just("linkerd".to_owned())),
         ) {
             let mut text = lines.join("\n");
@@ -1849,33 +1871,7 @@ mod tests {
                 text.push('\n');
             }
             let labels = Labels { run: "r,1".to_owned(), namespace, ..Labels::default() };
-            let opts = TextOptions {
-                name: "t",
-                layout: None,
-                skip_bad_lines,
-                labels: &labels,
-                chunk: CHUNK,
-                readiness: &Readiness::always(),
-            };
-            let header = Header { layout, swap: false };
-            let run = |fast| {
-                chunk_rows_by(&opts, (header, None), UsageFormat::Csv, text.as_bytes(), 1, Vec::new(), fast)
-            };
-            match (run(true), run(false)) {
-                (Ok(f), Ok(g)) => {
-                    prop_assert_eq!(
-                        String::from_utf8_lossy(&f.fragment.bytes),
-                        String::from_utf8_lossy(&g.fragment.bytes)
-                    );
-                    prop_assert_eq!(f.fragment.rows, g.fragment.rows);
-                    prop_assert_eq!((f.rows, f.skipped), (g.rows, g.skipped));
-                    prop_assert_eq!(f.totals, g.totals);
-                    prop_assert_eq!(f.stopped, g.stopped);
-                    prop_assert_eq!(f.last_line, g.last_line);
-                }
-                (Err(f), Err(g)) => prop_assert_eq!(f.to_string(), g.to_string()),
-                (f, g) => prop_assert!(false, "fast {:?} but general {:?}", f.err(), g.err()),
-            }
+            fast_and_general_agree(&text, layout, &labels, skip_bad_lines)?;
         }
     }
 
