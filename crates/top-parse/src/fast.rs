@@ -235,18 +235,30 @@ pub(crate) struct Given<'a> {
     pub namespace: &'a [u8],
 }
 
-/// What the rows of a chunk add up to, for the `--sum` check.
+/// What the rows of a chunk's last table add up to, for the `--sum` check.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct FastTotals {
     pub rows: u64,
     pub millicores: u128,
     pub mebibytes: u128,
+    /// Rows of the tables before it in the chunk (appended tables).
+    pub earlier_rows: u64,
+}
+
+/// What the general parser says after a line it took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Go {
+    On,
+    /// The line was an appended table's header: the totals start afresh.
+    NewTable,
+    /// The rest of the chunk is read by the caller.
+    Stop,
 }
 
 /// Writes the rows of `chunk` (complete lines; the last may lack its LF at the end of input),
 /// numbering lines from `first_line` + 1. Lines this path does not take go to `general` with
-/// their number, text (without the LF) and the offset of the next line; `general` returns
-/// whether to go on. Returns the number of the last line read.
+/// their number, text (without the LF) and the offset of the next line; `general` says how to
+/// go on. Returns the number of the last line read.
 pub(crate) fn pod_rows(
     chunk: &[u8],
     layout: Layout,
@@ -254,7 +266,7 @@ pub(crate) fn pod_rows(
     given: &Given<'_>,
     writer: &mut UsageWriter<Vec<u8>>,
     totals: &mut FastTotals,
-    general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<bool, Error>,
+    general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<Go, Error>,
 ) -> Result<u64, Error> {
     let slots: Slots = layout.name_slots();
     // One copy of the loop per number of columns, with the per-column work unrolled.
@@ -357,7 +369,7 @@ fn rows_of<const N: usize>(
     given: &Given<'_>,
     writer: &mut UsageWriter<Vec<u8>>,
     totals: &mut FastTotals,
-    mut general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<bool, Error>,
+    mut general: impl FnMut(u64, &[u8], usize, &mut UsageWriter<Vec<u8>>) -> Result<Go, Error>,
 ) -> Result<u64, Error> {
     let mut rows = PlainPodRows::new(given.prefix);
     let mut geometry: Option<Geometry> = None;
@@ -408,8 +420,15 @@ fn rows_of<const N: usize>(
             }
         } else {
             writer.append_plain_pods(&mut rows).map_err(Error::Write)?;
-            if !general(line_no, &chunk[p..end], next, writer)? {
-                return Ok(line_no);
+            match general(line_no, &chunk[p..end], next, writer)? {
+                Go::On => {}
+                Go::NewTable => {
+                    *totals = FastTotals {
+                        earlier_rows: totals.earlier_rows + totals.rows,
+                        ..FastTotals::default()
+                    };
+                }
+                Go::Stop => return Ok(line_no),
             }
         }
         p = next;

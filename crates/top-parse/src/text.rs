@@ -21,7 +21,7 @@ use meshbench_formats::usage::{
     Cpu, CsvPrefix, Fragment, NodeUsageRow, PodUsageRow, UsageFormat, UsageKind, UsageWriter,
 };
 
-use crate::fast::FastTotals;
+use crate::fast::{FastTotals, Go};
 use crate::{Error, Labels, Row, RowSink};
 
 /// The four `kubectl top pod` layouts and `kubectl top node`.
@@ -363,7 +363,8 @@ enum State {
     Done,
     /// Saw the header of another table of the same layout (tables appended to one file, as a
     /// `kubectl top … >> file` loop makes): its rows and `--sum` check start afresh. Lasts one
-    /// line, long enough for a chunk's reader to hand the rest over.
+    /// line: a worker reads on (its chunk then says a table began, see [`ChunkRows`]), unless
+    /// each table takes the time it is read (`--timestamp now`), which hands the rest over.
     NewTable,
 }
 
@@ -613,6 +614,9 @@ impl<'o> Table<'o> {
     }
 
     fn add(&mut self, rows: &ChunkRows) {
+        if rows.new_table {
+            self.totals = Totals::default();
+        }
         self.report.rows += rows.rows;
         self.report.skipped += rows.skipped;
         self.totals.rows += rows.totals.rows;
@@ -870,9 +874,15 @@ struct ChunkRows {
     fragment: Fragment,
     rows: u64,
     skipped: u64,
+    /// The totals of the chunk's last table: its rows after the last header in the chunk, or
+    /// all of them if there is none.
     totals: Totals,
-    /// The worker stopped at the `--sum` footer or an appended table's header: the state after
-    /// that line, where the rest of the chunk starts, and its line number.
+    /// An appended table's header was in the chunk: the table's `--sum` totals start afresh
+    /// there, with `totals`.
+    new_table: bool,
+    /// The worker stopped at the `--sum` footer, or at an appended table's header when each
+    /// table is stamped with the time it is read: the state after that line, where the rest of
+    /// the chunk starts, and its line number.
     stopped: Option<(State, usize, u64)>,
     /// The number of the last line read.
     last_line: u64,
@@ -924,15 +934,24 @@ fn chunk_rows_by(
     out.reserve(chunk.len() + chunk.len() / 4);
     let mut writer = UsageWriter::<Vec<u8>>::fragment(format, header.layout.kind(), out);
     let mut stopped = None;
-    // One line for the general parser; `false` once the `--sum` footer is seen (the rest of the
-    // chunk is then read in order by the caller).
+    let mut new_table = false;
+    // One line for the general parser. At the `--sum` footer it stops (the rest of the chunk is
+    // then read in order by the caller, which has the table's totals). At an appended table's
+    // header it reads on, the totals starting afresh, unless the new table takes the time it is
+    // read, which the caller's clock gives.
+    let stamp_each_table = opts.labels.stamp_each_table;
     let mut general = |no: u64, text: &str, next: usize, writer: &mut UsageWriter<Vec<u8>>| {
         table.line(no, text, &mut |row| write_row(writer, &row))?;
+        if table.state == State::NewTable && !stamp_each_table {
+            table.state = State::Rows;
+            new_table = true;
+            return Ok(Go::NewTable);
+        }
         if table.state != State::Rows {
             stopped = Some((std::mem::replace(&mut table.state, State::Rows), next, no));
-            return Ok(false);
+            return Ok(Go::Stop);
         }
-        Ok(true)
+        Ok(Go::On)
     };
     // The fast path writes names unquoted: a namespace from the API user must not need quotes
     // (the CLI only takes namespace names, which never do).
@@ -967,7 +986,7 @@ fn chunk_rows_by(
             &mut fast,
             |no, line, next, writer| general(no, line_text(line, no, opts.name)?, next, writer),
         )?;
-        table.report.rows += fast.rows;
+        table.report.rows += fast.earlier_rows + fast.rows;
         table.totals.rows += fast.rows;
         table.totals.cpu_nanocores +=
             i128::try_from(fast.millicores * 1_000_000).unwrap_or(i128::MAX);
@@ -975,7 +994,7 @@ fn chunk_rows_by(
         last
     } else {
         lines_in(chunk, first_line, opts.name, |no, line, next| {
-            general(no, line, next, &mut writer)
+            general(no, line, next, &mut writer).map(|go| go != Go::Stop)
         })?
     };
     Ok(ChunkRows {
@@ -983,6 +1002,7 @@ fn chunk_rows_by(
         rows: table.report.rows,
         skipped: table.report.skipped,
         totals: table.totals,
+        new_table,
         stopped,
         last_line,
     })
@@ -1005,8 +1025,9 @@ struct Reading<R> {
     appended: u64,
     /// The input has ended, or failed (the failure travels as a chunk's outcome).
     ended: bool,
-    /// A worker stopped at a `--sum` footer or an appended table, or the output failed: no more
-    /// chunks are read, and the rest is read in order by the caller.
+    /// A worker stopped at a `--sum` footer (or at an appended table with `--timestamp now`),
+    /// or the output failed: no more chunks are read, and the rest is read in order by the
+    /// caller.
     stop: bool,
     /// The input's writer paused (a sampling loop between tables): the workers stop, and the
     /// rest is read by the caller, which hands on each table's rows before waiting for the next.
@@ -1071,8 +1092,9 @@ impl<R: BufRead> Reading<R> {
 /// worker that hands in the next chunk in order appends it, and those after it that are done,
 /// while this thread waits for the workers to finish.
 ///
-/// A `--sum` footer or an appended table's header stops the workers: what they read past it,
-/// and the rest of the input, are then read by [`serial_body`].
+/// A `--sum` footer stops the workers (and so does an appended table's header with
+/// `--timestamp now`; without it they read on, see [`ChunkRows::new_table`]): what they read
+/// past it, and the rest of the input, are then read by [`serial_body`].
 fn parallel_body(
     table: &mut Table<'_>,
     input: &mut (impl BufRead + Send),
@@ -1670,9 +1692,9 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
-        /// The workers, taking turns at the input in chunks of any size and stopping at
-        /// footers and appended tables, give what the line-by-line reader gives: the same
-        /// bytes, or the same error.
+        /// The workers, taking turns at the input in chunks of any size, reading on past
+        /// appended tables' headers and stopping at footers, give what the line-by-line reader
+        /// gives: the same bytes, or the same error.
         #[test]
         fn the_parallel_reader_reads_as_the_line_reader(
             items in prop::collection::vec(item(), 0..120),
@@ -1706,7 +1728,8 @@ mod tests {
     }
 
     /// Reads `text` as a table of `layout` with the fast path and without it: both must give the
-    /// same bytes, rows, totals, stop at a footer, line numbers, or the same error.
+    /// same bytes, rows, totals (of the last table, if headers of appended tables come in
+    /// between), stop at a footer, line numbers, or the same error.
     fn fast_and_general_agree(
         text: &str,
         layout: Layout,
@@ -1745,6 +1768,7 @@ mod tests {
                 prop_assert_eq!(f.fragment.rows, g.fragment.rows);
                 prop_assert_eq!((f.rows, f.skipped), (g.rows, g.skipped));
                 prop_assert_eq!(f.totals, g.totals);
+                prop_assert_eq!(f.new_table, g.new_table);
                 prop_assert_eq!(f.stopped, g.stopped);
                 prop_assert_eq!(f.last_line, g.last_line);
             }
@@ -1781,6 +1805,7 @@ mod tests {
                         3 => Just(4u8),
                         1 => Just(5u8),
                         2 => Just(6u8),
+                        1 => Just(7u8),
                     ],
                     0usize..200,
                 ),
@@ -1843,6 +1868,13 @@ mod tests {
                     // Two tokens run together, or one more in the padding.
                     5 => line.replacen(' ', "x", 1),
                     6 => line.replacen("  ", " z", 1),
+                    // The header of an appended table, padded as the rows are.
+                    7 => layout
+                        .header()
+                        .split(' ')
+                        .zip(&columns)
+                        .map(|(cell, w)| format!("{cell:<w$}"))
+                        .collect(),
                     _ => line,
                 };
                 line.push('\n');
@@ -1860,12 +1892,18 @@ mod tests {
         /// numbers and errors, byte for byte, on any mix of right and wrong lines.
         #[test]
         fn the_fast_path_changes_nothing(
-            lines in prop::collection::vec(line(), 0..60),
+            mut lines in prop::collection::vec(line(), 0..60),
+            headers in prop::collection::vec(any::<prop::sample::Index>(), 0..3),
             final_newline in any::<bool>(),
             skip_bad_lines in any::<bool>(),
             layout in pod_layout(),
             namespace in prop::option::of(Just("linkerd".to_owned())),
         ) {
+            // Now and then the header of an appended table.
+            for at in headers {
+                let at = at.index(lines.len() + 1);
+                lines.insert(at, layout.header().to_owned());
+            }
             let mut text = lines.join("\n");
             if final_newline {
                 text.push('\n');
