@@ -29,7 +29,7 @@ big=$out/pods-400k.txt
 # in docs/benchmarks.md). Written 8 KiB at a time (the generator's stdout buffer) or in smaller
 # pieces, a file is cached in 4 KiB pages, and reading it back costs the
 # kernel a page-cache lookup and a copy per page: ~6 ms more CPU for the 62 MB read here than a
-# file read from disk, which readahead caches in large folios (Linux 6.16+ on ext4). Left alone,
+# file read from disk, which readahead caches in large folios (ext4 on Linux 6.18 here). Left alone,
 # the state drifts between the two as this machine's page cache drops and rereads pages. So each
 # run sets both states and times both:
 # - `$big` as read from disk: written back, dropped from the cache, read once;
