@@ -6,10 +6,22 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use meshbench_formats::trafficgen::{Arrival, TrafficgenSummary, decode_histogram};
 use sample_app::{Config, Delay, Server};
+
+/// Held by the tests that run a closed loop at full speed, and by the one that asserts the
+/// client kept to its schedule. A full-speed run takes both cores of a small machine (the
+/// generator and sample-app in this process), and the timer thread of an open loop run beside
+/// it then falls behind: trafficgen then rightly calls itself saturated, and that test failed
+/// now and then (twice in one day, 2026-11-27).
+static WHOLE_MACHINE: Mutex<()> = Mutex::new(());
+
+fn whole_machine() -> MutexGuard<'static, ()> {
+    WHOLE_MACHINE.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Starts sample-app on its own runtime thread; it lives until the test process ends.
 fn serve(config: Config) -> SocketAddr {
@@ -84,8 +96,22 @@ fn url(addr: SocketAddr) -> String {
 
 #[test]
 fn a_known_added_latency_is_reported() {
+    let _machine = whole_machine();
     let addr = sample_app(Delay::Fixed(Duration::from_millis(20)));
-    let s = ok(&["-r", "200", "-d", "2s", "-c", "10", &url(addr)]);
+    // The saturation threshold (send lag p99, 1 ms by default) is raised: other processes on a
+    // shared machine delay the timer thread by a few milliseconds now and then (p99 1.3-3.7 ms
+    // with two CPU hogs beside this test), and trafficgen then rightly says so.
+    let s = ok(&[
+        "-r",
+        "200",
+        "-d",
+        "2s",
+        "-c",
+        "10",
+        "--lag-threshold",
+        "20ms",
+        &url(addr),
+    ]);
     let lat = s.latency_us;
     // 20 ms of server sleep (sample-app's precise timer) plus loopback; room for the other
     // tests running beside this one on a small machine.
@@ -96,11 +122,12 @@ fn a_known_added_latency_is_reported() {
     assert!((s.rate_achieved - 200.0).abs() < 2.0, "{}", s.rate_achieved);
     // Paced by the timer thread: sends leave close to their intended time.
     assert!(s.send_lag_us.p50.unwrap() < 1_000, "{:?}", s.send_lag_us);
-    assert!(!s.client.saturated);
+    assert!(!s.client.saturated, "{:?} {:?}", s.client, s.send_lag_us);
 }
 
 #[test]
 fn a_stall_shows_in_open_loop_latency_but_not_in_closed_loop_service_time() {
+    let _machine = whole_machine();
     let addr = sample_app(Delay::None);
     let target = url(addr);
 
@@ -465,6 +492,7 @@ fn values_in_intervals(log: &[u8]) -> u64 {
 /// used to be emptied as the measurement began, after some of its answers had come in.
 #[test]
 fn the_interval_log_holds_every_answer_after_a_warm_up() {
+    let _machine = whole_machine();
     let addr = sample_app(Delay::None);
     let dir = tempfile::tempdir().unwrap();
     let hlog = dir.path().join("l.hlog");
@@ -984,6 +1012,7 @@ fn every_request_carries_the_same_headers() {
 /// connection is replaced, and the load goes on once the server answers again.
 #[test]
 fn timed_out_requests_end_at_the_timeout_and_load_goes_on() {
+    let _machine = whole_machine();
     let addr = sample_app(Delay::None);
     let staller = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(400));
@@ -1029,6 +1058,7 @@ fn timed_out_requests_end_at_the_timeout_and_load_goes_on() {
 
 #[test]
 fn a_server_closing_kept_alive_connections_is_not_an_error() {
+    let _machine = whole_machine();
     // nginx closes a connection after keepalive_requests answers (1000 by default), the last
     // saying `Connection: close`: a new connection takes over, and no request fails.
     let addr = serve(Config {
