@@ -65,13 +65,15 @@ impl Requests {
         self.scheduled == self.completed + self.errors + self.unsent + self.in_flight
     }
 
-    fn add(&mut self, other: &Requests) {
-        self.scheduled += other.scheduled;
-        self.sent += other.sent;
-        self.completed += other.completed;
-        self.errors += other.errors;
-        self.unsent += other.unsent;
-        self.in_flight += other.in_flight;
+    /// Adds `other`'s counts; `None` (and `self` partly added) if one overflows.
+    fn add(&mut self, other: &Requests) -> Option<()> {
+        self.scheduled = self.scheduled.checked_add(other.scheduled)?;
+        self.sent = self.sent.checked_add(other.sent)?;
+        self.completed = self.completed.checked_add(other.completed)?;
+        self.errors = self.errors.checked_add(other.errors)?;
+        self.unsent = self.unsent.checked_add(other.unsent)?;
+        self.in_flight = self.in_flight.checked_add(other.in_flight)?;
+        Some(())
     }
 }
 
@@ -300,6 +302,11 @@ pub enum MergeError {
         expected: Mode,
         found: Mode,
     },
+    /// Counts that add up past what the merged summary can hold: a request count or status
+    /// count past 2^64 - 1, or a histogram bucket past 2^63 - 1 (what HdrHistogram's V2 format
+    /// encodes). Only summaries that were not written by a generator get there.
+    #[error("the merged {what} add up to more than a summary can hold")]
+    TooLarge { what: &'static str },
 }
 
 fn merge_optional(
@@ -429,21 +436,27 @@ pub fn merge(summaries: &[TrafficgenSummary]) -> Result<TrafficgenSummary, Merge
     let mut status_codes = BTreeMap::new();
     let mut errors_by_kind = BTreeMap::new();
     let mut cpu_seconds = 0.0;
+    let too_large = |what| MergeError::TooLarge { what };
+    let add = |to: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>, what| {
+        for (k, v) in from {
+            let count = to.entry(k.clone()).or_insert(0);
+            *count = count.checked_add(*v).ok_or(too_large(what))?;
+        }
+        Ok(())
+    };
     for s in summaries {
-        requests.add(&s.requests);
-        for (k, v) in &s.status_codes {
-            *status_codes.entry(k.clone()).or_insert(0) += v;
-        }
-        for (k, v) in &s.errors_by_kind {
-            *errors_by_kind.entry(k.clone()).or_insert(0) += v;
-        }
+        requests
+            .add(&s.requests)
+            .ok_or(too_large("request counts"))?;
+        add(&mut status_codes, &s.status_codes, "status code counts")?;
+        add(&mut errors_by_kind, &s.errors_by_kind, "error counts")?;
         cpu_seconds += s.client.cpu_seconds;
     }
     let mut targets: Vec<&str> = summaries.iter().map(|s| s.target.as_str()).collect();
     targets.dedup();
-    let encode = |h: &Histogram<u64>, index| {
-        encode_histogram(h).map_err(|source| MergeError::Histogram { index, source })
-    };
+    // hdrhistogram adds counts saturating at 2^64 - 1; V2 encodes up to 2^63 - 1. A count past
+    // that cannot be written, so a merge that reaches it fails rather than writing a wrong one.
+    let encode = |h: &Histogram<u64>, what| encode_histogram(h).map_err(|_| too_large(what));
     let per_request = merged_cpu_per_request(summaries, &requests);
     Ok(TrafficgenSummary {
         schema: TRAFFICGEN.id.to_owned(),
@@ -478,9 +491,15 @@ pub fn merge(summaries: &[TrafficgenSummary]) -> Result<TrafficgenSummary, Merge
             .as_ref()
             .map(LatencyStats::from_histogram)
             .unwrap_or_default(),
-        histogram: encode(&latency, 0)?,
-        service_time_histogram: service.as_ref().map(|h| encode(h, 0)).transpose()?,
-        send_lag_histogram: lag.as_ref().map(|h| encode(h, 0)).transpose()?,
+        histogram: encode(&latency, "latency histograms")?,
+        service_time_histogram: service
+            .as_ref()
+            .map(|h| encode(h, "service-time histograms"))
+            .transpose()?,
+        send_lag_histogram: lag
+            .as_ref()
+            .map(|h| encode(h, "send-lag histograms"))
+            .transpose()?,
         client: ClientCost {
             cpu_seconds,
             cpu_us_per_request: per_request,
@@ -597,6 +616,42 @@ mod tests {
             Err(MergeError::Mode { index: 1, .. })
         ));
         assert!(matches!(merge(&[]), Err(MergeError::Empty)));
+    }
+
+    /// Found by fuzzing (`trafficgen_summary`): counts that a summary can hold but two of them
+    /// cannot are an error of the merge, never a panic, a wrapped count or a histogram written
+    /// wrong.
+    #[test]
+    fn counts_that_add_up_past_what_a_summary_holds_do_not_merge() {
+        let base = summary(&[100; 10], 10);
+        let too_large = |s: &TrafficgenSummary| match merge(&[s.clone(), s.clone()]) {
+            Err(MergeError::TooLarge { what }) => what,
+            other => panic!("{other:?}"),
+        };
+        let mut big = base.clone();
+        let mut h = new_histogram();
+        h.record_n(100, 1 << 62).unwrap();
+        big.histogram = encode_histogram(&h).unwrap();
+        assert_eq!(too_large(&big), "latency histograms");
+        // One more doubling is still encodable; 2^62 + 2^62 is not (V2 holds up to 2^63 - 1).
+        h.reset();
+        h.record_n(100, (1 << 61) + 1).unwrap();
+        big.histogram = encode_histogram(&h).unwrap();
+        assert!(merge(&[big.clone(), big]).is_ok());
+
+        let mut big = base.clone();
+        big.requests.scheduled = u64::MAX / 2 + 1;
+        assert_eq!(too_large(&big), "request counts");
+        let mut big = base.clone();
+        big.status_codes.insert("200".to_owned(), u64::MAX);
+        assert_eq!(too_large(&big), "status code counts");
+        let mut big = base;
+        big.errors_by_kind.insert("timeout".to_owned(), u64::MAX);
+        let message = merge(&[big.clone(), big]).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "the merged error counts add up to more than a summary can hold"
+        );
     }
 
     #[test]

@@ -357,7 +357,7 @@ fn merge(inputs: &[String], output: &str) -> Result<()> {
                 loop_name(expected)
             ))
         }
-        MergeError::Empty => Error::Merge(e.to_string()),
+        MergeError::Empty | MergeError::TooLarge { .. } => Error::Merge(e.to_string()),
     })?;
     let out = create(output)?;
     write_summary(out, &merged, output)

@@ -336,6 +336,19 @@ fn summaries_merge_exactly() {
         "{err}"
     );
 
+    // Counts that add up past what a summary holds (a hand-made file's) are the merge's error,
+    // not a wrapped number.
+    let mut huge: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&b).unwrap()).unwrap();
+    huge["status_codes"]["200"] = serde_json::Value::from(u64::MAX);
+    let huge_path = dir.path().join("huge.json");
+    std::fs::write(&huge_path, huge.to_string()).unwrap();
+    let err = refused(&[&a, &huge_path]);
+    assert!(
+        err.contains("the merged status code counts add up to more than a summary can hold"),
+        "{err}"
+    );
+
     // The same run twice, by path or as a copy, would double its requests: refused.
     let copy = dir.path().join("copy.json");
     std::fs::copy(&a, &copy).unwrap();
