@@ -141,8 +141,10 @@ pub struct RepValues {
     /// Lowest and highest snapshot value, for metrics read from snapshots.
     pub ranges: [Option<(f64, f64)>; N],
     pub latency: Option<Histogram<u64>>,
-    pub errors: u64,
-    pub scheduled: u64,
+    /// Request counts summed over the repetition's summaries (and then over repetitions) in
+    /// 128 bits: a hand-made summary's counts near 2^64 must not wrap.
+    pub errors: u128,
+    pub scheduled: u128,
 }
 
 /// The lowest and highest of some values.
@@ -279,8 +281,8 @@ pub fn repetition(rep: &Repetition, p: &Profile) -> Result<RepValues, Error> {
                 path: rep.dir.display().to_string(),
                 problem: format!("histograms do not add: {e:?}"),
             })?;
-        errors += load.requests.errors;
-        scheduled += load.requests.scheduled;
+        errors += u128::from(load.requests.errors);
+        scheduled += u128::from(load.requests.scheduled);
     }
     if let Some(h) = &latency {
         for (i, q) in LATENCY {
@@ -416,18 +418,20 @@ impl LatencyGrid {
         clippy::cast_sign_loss
     )]
     fn quantiles(&self, chosen: &[usize]) -> Option<[f64; 4]> {
-        let mut pooled = vec![0u64; self.values.len()];
+        // In 128 bits: counts near 2^63 from a hand-made summary must not wrap when pooled.
+        let mut pooled = vec![0u128; self.values.len()];
         for &r in chosen {
-            for (p, c) in pooled.iter_mut().zip(&self.counts[r]) {
-                *p += c;
+            for (p, &c) in pooled.iter_mut().zip(&self.counts[r]) {
+                *p += u128::from(c);
             }
         }
-        let total: u64 = pooled.iter().sum();
+        let total: u128 = pooled.iter().sum();
         if total == 0 {
             return None;
         }
         // The count each quantile is reached at, worked out once rather than at every value.
-        let reached = LATENCY.map(|(_, q)| ((q * total as f64).ceil() as u64).max(1));
+        // At most `total`: past 2^53 the product is rounded, and could land past the last count.
+        let reached = LATENCY.map(|(_, q)| ((q * total as f64).ceil() as u128).clamp(1, total));
         let mut out = [0.0; 4];
         let mut k = 0;
         let mut seen = 0;
@@ -828,6 +832,29 @@ mod tests {
                 assert_eq!(exact[*i], Some(fast[k]), "{chosen:?} q{k}");
             }
         }
+    }
+
+    /// Counts that only a hand-made summary has (near 2^64) pool without wrapping: in a debug
+    /// build they panicked, in a release build they wrapped to wrong percentiles and error rates.
+    #[test]
+    fn counts_near_two_to_the_64_pool_without_wrapping() {
+        let rep = |errors: u64| {
+            let mut h = new_histogram();
+            h.record_n(1_000, 1 << 63).unwrap();
+            h.record(50_000).unwrap();
+            RepValues {
+                values: [None; N],
+                ranges: [None; N],
+                latency: Some(h),
+                errors: u128::from(errors),
+                scheduled: u128::from(u64::MAX),
+            }
+        };
+        let reps = vec![rep(u64::MAX / 2), rep(u64::MAX / 2 + 1)];
+        let grid = LatencyGrid::new(&reps).unwrap();
+        assert_eq!(grid.quantiles(&[0, 1]), Some([1.0; 4]));
+        let error_rate = arm_values(&reps, &[0, 1])[10].unwrap();
+        assert!((error_rate - 0.5).abs() < 1e-9, "{error_rate}");
     }
 
     #[test]
