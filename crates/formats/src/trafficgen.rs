@@ -62,7 +62,10 @@ pub struct Requests {
 
 impl Requests {
     pub fn balanced(&self) -> bool {
-        self.scheduled == self.completed + self.errors + self.unsent + self.in_flight
+        // In 128 bits: a hand-made summary's counts must not overflow the check.
+        let [c, e, u, f] =
+            [self.completed, self.errors, self.unsent, self.in_flight].map(u128::from);
+        u128::from(self.scheduled) == c + e + u + f
     }
 
     /// Adds `other`'s counts; `None` (and `self` partly added) if one overflows.
