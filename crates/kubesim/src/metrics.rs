@@ -34,7 +34,7 @@ fn around(rng: &mut StdRng, value: Quantity, jitter: Quantity) -> i128 {
     if j == 0 {
         return v;
     }
-    (v + rng.random_range(-j..=j)).max(0)
+    v.saturating_add(rng.random_range(-j..=j)).max(0)
 }
 
 /// `per` for each 1,000 req/s of load, in nano-units.
@@ -58,8 +58,11 @@ pub fn container_usage(
     let (usage, cpu_per_krps, memory_per_krps) = scenario.model_for(namespace, container);
     let scaled = |per: Quantity| load_term(per, scenario.load.rps);
     let mut rng = draw(scenario.seed, &[namespace, pod_uid, container], index);
-    let cpu = around(&mut rng, usage.cpu, usage.cpu_jitter) + scaled(cpu_per_krps);
-    let memory = around(&mut rng, usage.memory, usage.memory_jitter) + scaled(memory_per_krps);
+    // Saturating: a scenario may say 9E cores and 1e300 req/s; its numbers are then absurd, but
+    // the server answers.
+    let cpu = around(&mut rng, usage.cpu, usage.cpu_jitter).saturating_add(scaled(cpu_per_krps));
+    let memory =
+        around(&mut rng, usage.memory, usage.memory_jitter).saturating_add(scaled(memory_per_krps));
     (cpu, memory / 1_000_000_000)
 }
 
@@ -77,13 +80,17 @@ fn node_overhead(scenario: &Scenario, node: &str, index: i64) -> (i128, i128) {
     )
 }
 
+/// The largest quantity the metrics API carries: Kubernetes holds a quantity's value in an
+/// int64 (kubectl shows larger ones wrapped).
+const API_MAX: i128 = i64::MAX as i128;
+
 fn cpu_text(nanocores: i128) -> String {
-    format!("{nanocores}n")
+    format!("{}n", nanocores.min(API_MAX))
 }
 
 /// metrics-server reports memory in Ki.
 fn memory_text(bytes: i128) -> String {
-    format!("{}Ki", bytes / 1024)
+    format!("{}Ki", bytes.min(API_MAX) / 1024)
 }
 
 fn started_by(pod: &Value, end: jiff::Timestamp) -> bool {
@@ -201,8 +208,8 @@ pub fn node_metrics(
         };
         let total = per_node.entry(node).or_default();
         for (_, cpu, memory) in pod_usage(scenario, pod, w.index) {
-            total.0 += cpu;
-            total.1 += memory;
+            total.0 = total.0.saturating_add(cpu);
+            total.1 = total.1.saturating_add(memory);
         }
     }
     nodes
@@ -217,7 +224,10 @@ pub fn node_metrics(
                 "metadata": {"name": name, "creationTimestamp": w.created, "labels": node["metadata"]["labels"]},
                 "timestamp": w.stamp_for(scenario, name),
                 "window": w.window,
-                "usage": {"cpu": cpu_text(cpu + overhead_cpu), "memory": memory_text(memory + overhead_memory)},
+                "usage": {
+                    "cpu": cpu_text(cpu.saturating_add(overhead_cpu)),
+                    "memory": memory_text(memory.saturating_add(overhead_memory)),
+                },
             })
         })
         .collect()
@@ -226,6 +236,36 @@ pub fn node_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An absurd scenario gets the largest numbers the metrics API carries, not a panic of the
+    /// server's thread (a request for metrics panicked on an overflow before).
+    #[test]
+    fn huge_usage_terms_saturate() {
+        let scenario = |big: &str| {
+            Scenario::parse(&format!(
+                "schema: meshbench/kubesim-scenario/v1\nnodes: [{{name: n, cpu: {big}, memory: {big}}}]\n\
+                 nodeOverhead: {{cpu: {big}, cpuJitter: {big}, memory: {big}, memoryJitter: {big}}}\n\
+                 load: {{rps: 1e300}}\n\
+                 usage: [{{container: c, cpu: {big}, cpuJitter: {big}, memory: {big}, cpuPerKrps: {big}, memoryPerKrps: {big}}}]\n",
+            ))
+        };
+        // Past what Kubernetes holds: refused, with the reason.
+        let err = scenario("9E").unwrap_err();
+        assert!(err.contains("\"9E\": too large"), "{err}");
+        let s = scenario("9P").unwrap();
+        let (cpu, memory) = container_usage(&s, "ns", "uid", "c", 0);
+        assert_eq!((cpu, memory > 0), (i128::MAX, true));
+        let now: jiff::Timestamp = "2026-11-26T08:00:07Z".parse().unwrap();
+        let pod = Arc::new(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "uid"},
+            "spec": {"nodeName": "n", "containers": [{"name": "c"}, {"name": "d"}]},
+            "status": {"phase": "Running", "containerStatuses": [
+                {"state": {"running": {"startedAt": "2026-11-26T07:00:00Z"}}}]},
+        }));
+        let node = Arc::new(serde_json::json!({"metadata": {"name": "n"}}));
+        let metrics = node_metrics(&s, &[node], &[Arc::clone(&pod), pod], now);
+        assert_eq!(metrics[0]["usage"]["cpu"], format!("{}n", i64::MAX));
+    }
 
     #[test]
     fn each_node_is_scraped_at_its_own_whole_second() {

@@ -341,6 +341,13 @@ fn quantity<'de, D: Deserializer<'de>>(d: D) -> Result<Quantity, D::Error> {
             "{text:?}: must not be negative"
         )));
     }
+    // Kubernetes reads quantities in milli-units into an int64 (kubectl top's CPU and its
+    // percentages): past that, kubectl shows wrapped numbers.
+    if q.nanos() > i128::from(i64::MAX) * 1_000_000 {
+        return Err(serde::de::Error::custom(format!(
+            "{text:?}: too large: Kubernetes holds at most 2^63 - 1 milli-units (about 9.2P)"
+        )));
+    }
     Ok(q)
 }
 
