@@ -11,6 +11,9 @@ use meshbench_formats::trafficgen::Mode;
 
 use crate::Error;
 
+/// The highest `-r`, in requests per second.
+const MAX_RATE: f64 = 10_000_000.0;
+
 /// The seed's defaults: its target, 300 s, 50 workers.
 pub const DEFAULT_URL: &str = "http://nginx-1.sample-app.svc.cluster.local";
 pub const DEFAULT_SECONDS: u64 = 300;
@@ -45,7 +48,8 @@ pub struct LoadArgs {
     #[arg(short, long, value_name = "N")]
     pub connections: Option<u32>,
 
-    /// Total requests per second, open loop; without it, a closed loop at full speed.
+    /// Total requests per second, open loop (0.001 to 10,000,000); without it, a closed loop
+    /// at full speed.
     #[arg(short, long, value_name = "RPS")]
     pub rate: Option<f64>,
 
@@ -328,6 +332,15 @@ impl Plan {
             Some(r) if r < 0.001 => {
                 return Err(Error::Usage(format!(
                     "-r: {r} is below the lowest rate, 0.001 requests per second"
+                )));
+            }
+            // Far past what one generator sends (~100,000/s a core), and below where a
+            // connection's gap between requests rounds to nothing: a schedule that never moves
+            // on would never end.
+            Some(r) if r > MAX_RATE => {
+                return Err(Error::Usage(format!(
+                    "-r: {r} is above the highest rate, 10,000,000 requests per second: run \
+                     several generators and merge their summaries"
                 )));
             }
             other => other,

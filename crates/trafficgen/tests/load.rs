@@ -679,6 +679,11 @@ fn bad_targets_and_arguments_fail_clearly() {
             &["-r", "0", "http://127.0.0.1:1/"][..],
             "not a positive rate",
         ),
+        // A rate whose gaps round to nothing ran forever, deaf to SIGTERM.
+        (
+            &["-r", "1e300", "http://127.0.0.1:1/"][..],
+            "above the highest rate, 10,000,000 requests per second",
+        ),
         // Two outputs renamed over one file: the last would win, silently. Refused before
         // anything is written.
         (
