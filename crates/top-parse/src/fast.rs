@@ -245,6 +245,24 @@ pub(crate) struct FastTotals {
     pub earlier_rows: u64,
 }
 
+impl FastTotals {
+    /// Counts `rows` rows of the current table, of these sums.
+    fn add(&mut self, rows: u64, millicores: u128, mebibytes: u128) {
+        self.rows += rows;
+        self.millicores += millicores;
+        self.mebibytes += mebibytes;
+    }
+
+    /// An appended table's header: the rows so far belong to the tables before it, and the
+    /// new table's sums start from nothing.
+    fn new_table(&mut self) {
+        *self = FastTotals {
+            earlier_rows: self.earlier_rows + self.rows,
+            ..FastTotals::default()
+        };
+    }
+}
+
 /// What the general parser says after a line it took.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Go {
@@ -355,9 +373,7 @@ fn fixed_rows<const N: usize, const W: usize>(
         mebibytes += u128::from(mi);
         p += g.len;
     }
-    totals.rows += lines;
-    totals.millicores += millicores;
-    totals.mebibytes += mebibytes;
+    totals.add(lines, millicores, mebibytes);
     (p, lines)
 }
 
@@ -411,9 +427,7 @@ fn rows_of<const N: usize>(
             }
         }
         if let Made::Row(millicores, mebibytes) = made {
-            totals.rows += 1;
-            totals.millicores += u128::from(millicores);
-            totals.mebibytes += u128::from(mebibytes);
+            totals.add(1, u128::from(millicores), u128::from(mebibytes));
             if next <= chunk.len() {
                 let line = |(s, e): (usize, usize)| (s - p, e - p);
                 geometry = Geometry::of(next - p, &bounds.map(line));
@@ -422,12 +436,7 @@ fn rows_of<const N: usize>(
             writer.append_plain_pods(&mut rows).map_err(Error::Write)?;
             match general(line_no, &chunk[p..end], next, writer)? {
                 Go::On => {}
-                Go::NewTable => {
-                    *totals = FastTotals {
-                        earlier_rows: totals.earlier_rows + totals.rows,
-                        ..FastTotals::default()
-                    };
-                }
+                Go::NewTable => totals.new_table(),
                 Go::Stop => return Ok(line_no),
             }
         }
