@@ -4,7 +4,10 @@
 #   scripts/bench-trafficgen.sh [SECONDS] [ROUNDS]
 #
 # nginx-light (one worker) is pinned to core 0 and each generator in turn to core 1, 50
-# connections, closed loop, interleaved round by round. Then trafficgen alone: open loop at
+# connections, closed loop, interleaved round by round. trafficgen runs twice per round: the
+# plain release build (`cargo build --release`) and the profile-guided one of
+# scripts/build-pgo.sh (trained on sample-app, not on this nginx). Then trafficgen alone (the
+# plain build): open loop at
 # 20,000 requests/s, and a 60 s closed-loop run for memory, whose interval log HdrHistogram's Java
 # and Python tools then read. Installs nginx-light, wrk, golang-go
 # and time from Debian if missing, and oha (a load generator built on hyper, as trafficgen is)
@@ -29,6 +32,7 @@ fi
 
 cargo build --quiet --release -p trafficgen
 tg=$PWD/target/release/trafficgen
+tgpgo=$(scripts/build-pgo.sh)
 (cd "$out" && GOCACHE=$PWD/.gocache GO111MODULE=off go build -o seed-trafficgen ../../fixtures/seed/traffic-generator.go)
 seedgo=$PWD/$out/seed-trafficgen
 oha=$PWD/bench-out/tools/bin/oha
@@ -51,6 +55,10 @@ for round in $(seq "$rounds"); do
   /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$tg" -c 50 -d "${seconds}s" --threads 1 -q -H "User-Agent:" -o "$out/tg-closed.json" "$url"
   reqs=$(python3 -c "import json;print(json.load(open('$out/tg-closed.json'))['requests']['sent'])")
   echo -e "trafficgen\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
+
+  /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$tgpgo" -c 50 -d "${seconds}s" --threads 1 -q -H "User-Agent:" -o "$out/tg-closed.json" "$url"
+  reqs=$(python3 -c "import json;print(json.load(open('$out/tg-closed.json'))['requests']['sent'])")
+  echo -e "trafficgen-pgo\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
 
   /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$seedgo" "$url" "$seconds" 50 > "$out/go.txt" 2>/dev/null
   reqs=$(awk -F': ' '/Total Requests/ {print $2}' "$out/go.txt")
@@ -99,22 +107,23 @@ print(f"Machine: {os.cpu_count()} cores ({cpu_model}), {platform.system()} {plat
       f"{seconds:.0f} s per run, median of {len(rows['wrk'])} interleaved rounds; CPU time from GNU time.\n")
 print("| generator | requests/s | CPU µs per request | peak RSS |")
 print("|---|---|---|---|")
-for t in ["wrk", "trafficgen", "oha", "seed-go"]:
+for t in ["wrk", "trafficgen", "trafficgen-pgo", "oha", "seed-go"]:
     print(f"| {t} | {rps[t]:,.0f} | {cpu[t]:.1f} | {rss[t]/1e6:.1f} MB |")
 print()
 # Ratios within each round, where wrk and trafficgen met the same conditions: the verdicts
 # rest on these (the ratio of the two medians moves with whichever rounds the noise hit).
-paired = [(t[0] / w[0], (t[1] / t[0]) / (w[1] / w[0])) for w, t in zip(rows["wrk"], rows["trafficgen"])]
-(rps_low, rps_high), (cpu_low, cpu_high) = interval([a for a, _ in paired]), interval([b for _, b in paired])
-rps_med, cpu_med = statistics.median(a for a, _ in paired), statistics.median(b for _, b in paired)
-print(f"- trafficgen / wrk, median of the paired rounds: requests per second **{rps_med:.3f}x** "
-      f"(95% interval {rps_low:.3f}-{rps_high:.3f}; target >= 1.0x: "
-      f"{verdict(rps_med, rps_low, rps_high, 1, True)}); CPU per request **{cpu_med:.3f}x** wrk's "
-      f"({cpu_low:.3f}-{cpu_high:.3f}; target <= 1.0x: {verdict(cpu_med, cpu_low, cpu_high, 1, False)}).")
-print(f"- Per round (requests/s ratio / CPU-per-request ratio): "
-      f"{', '.join(f'{a:.2f}/{b:.2f}' for a, b in paired)}. Ratio of the medians in the table: "
-      f"{rps['trafficgen']/rps['wrk']:.2f}x / {cpu['trafficgen']/cpu['wrk']:.2f}x. "
-      f"vs the seed Go program: {rps['trafficgen']/rps['seed-go']:.1f}x the requests per second; "
+for name in ["trafficgen", "trafficgen-pgo"]:
+    paired = [(t[0] / w[0], (t[1] / t[0]) / (w[1] / w[0])) for w, t in zip(rows["wrk"], rows[name])]
+    (rps_low, rps_high), (cpu_low, cpu_high) = interval([a for a, _ in paired]), interval([b for _, b in paired])
+    rps_med, cpu_med = statistics.median(a for a, _ in paired), statistics.median(b for _, b in paired)
+    print(f"- {name} / wrk, median of the paired rounds: requests per second **{rps_med:.3f}x** "
+          f"(95% interval {rps_low:.3f}-{rps_high:.3f}; target >= 1.0x: "
+          f"{verdict(rps_med, rps_low, rps_high, 1, True)}); CPU per request **{cpu_med:.3f}x** wrk's "
+          f"({cpu_low:.3f}-{cpu_high:.3f}; target <= 1.0x: {verdict(cpu_med, cpu_low, cpu_high, 1, False)}).")
+    print(f"  Per round (requests/s ratio / CPU-per-request ratio): "
+          f"{', '.join(f'{a:.2f}/{b:.2f}' for a, b in paired)}. Ratio of the medians in the table: "
+          f"{rps[name]/rps['wrk']:.2f}x / {cpu[name]/cpu['wrk']:.2f}x.")
+print(f"- trafficgen (plain build) vs the seed Go program: {rps['trafficgen']/rps['seed-go']:.1f}x the requests per second; "
       f"oha, also built on hyper and tokio (it sends its own User-Agent), uses "
       f"{cpu['oha']/cpu['wrk']:.2f}x wrk's CPU per request.")
 lag99 = o["send_lag_us"]["p99"]
