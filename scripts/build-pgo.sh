@@ -21,6 +21,10 @@ cd "$(dirname "$0")/.."
 host=$(rustc -vV | sed -n 's/^host: //p')
 profdata="$(rustc --print sysroot)/lib/rustlib/$host/bin/llvm-profdata"
 if [ ! -x "$profdata" ]; then
+  command -v rustup > /dev/null || {
+    echo "build-pgo: needs llvm-profdata from rustup's llvm-tools component, and there is no rustup" >&2
+    exit 1
+  }
   rustup component add llvm-tools >&2
 fi
 
