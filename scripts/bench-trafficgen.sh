@@ -89,11 +89,14 @@ from harness import interval, verdict
 rows = {}
 for line in open(os.path.join(out, "closed.tsv")):
     tool, rnd, reqs, user, sys_, rss = line.split()
-    rows.setdefault(tool, []).append((int(reqs), float(user) + float(sys_), int(rss) * 1024))
+    rows.setdefault(tool, []).append((int(reqs), float(user) + float(sys_), int(rss) * 1024, float(user)))
 def med(tool, f):
     return statistics.median(f(r) for r in rows[tool])
 rps = {t: med(t, lambda r: r[0] / seconds) for t in rows}
 cpu = {t: med(t, lambda r: r[1] * 1e6 / r[0]) for t in rows}
+# Where the CPU goes: a client's own code (user) against the kernel's TCP path (system).
+cpu_user = {t: med(t, lambda r: r[3] * 1e6 / r[0]) for t in rows}
+cpu_sys = {t: med(t, lambda r: (r[1] - r[3]) * 1e6 / r[0]) for t in rows}
 rss = {t: max(r[2] for r in rows[t]) for t in rows}
 o = json.load(open(os.path.join(out, "tg-open.json")))
 l = json.load(open(os.path.join(out, "tg-long.json")))
@@ -105,10 +108,10 @@ print(f"### trafficgen vs wrk, oha and the seed's Go generator ({datetime.date.t
 print(f"Machine: {os.cpu_count()} cores ({cpu_model}), {platform.system()} {platform.release()}. "
       f"nginx-light, one worker, on core 0; each generator on core 1, 50 connections, closed loop, "
       f"{seconds:.0f} s per run, median of {len(rows['wrk'])} interleaved rounds; CPU time from GNU time.\n")
-print("| generator | requests/s | CPU µs per request | peak RSS |")
-print("|---|---|---|---|")
+print("| generator | requests/s | CPU µs per request | user / system | peak RSS |")
+print("|---|---|---|---|---|")
 for t in ["wrk", "trafficgen", "trafficgen-pgo", "oha", "seed-go"]:
-    print(f"| {t} | {rps[t]:,.0f} | {cpu[t]:.1f} | {rss[t]/1e6:.1f} MB |")
+    print(f"| {t} | {rps[t]:,.0f} | {cpu[t]:.1f} | {cpu_user[t]:.2f} / {cpu_sys[t]:.2f} | {rss[t]/1e6:.1f} MB |")
 print()
 # Ratios within each round, where wrk and trafficgen met the same conditions: the verdicts
 # rest on these (the ratio of the two medians moves with whichever rounds the noise hit).
