@@ -31,7 +31,7 @@ fi
 profiles=$PWD/target/pgo-profiles
 rm -rf "$profiles"
 cargo build --quiet --release -p sample-app
-RUSTFLAGS="-Cprofile-generate=$profiles" \
+RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$profiles" \
   cargo build --quiet --release -p trafficgen --target-dir target/pgo-generate
 # Build scripts ran instrumented too: only the training run's profile is wanted.
 rm -rf "$profiles"
@@ -72,6 +72,6 @@ fi
 kill "${apps[@]}"
 
 "$profdata" merge -o "$profiles/merged.profdata" "$profiles"
-RUSTFLAGS="-Cprofile-use=$profiles/merged.profdata" \
+RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$profiles/merged.profdata" \
   cargo build --quiet --release -p trafficgen --target-dir target/pgo
 echo "$PWD/target/pgo/release/trafficgen"
