@@ -53,15 +53,11 @@ for round in $(seq "$rounds"); do
   reqs=$(awk '/requests in/ {print $1}' "$out/wrk.txt")
   echo -e "wrk\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
 
-  /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$tg" -c 50 -d "${seconds}s" --threads 1 -q -H "User-Agent:" -o "$out/tg-closed.json" "$url"
-  reqs=$(python3 -c "import json;print(json.load(open('$out/tg-closed.json'))['requests']['sent'])")
-  echo -e "trafficgen\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
-
-  if [ -n "$tgpgo" ]; then
-    /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$tgpgo" -c 50 -d "${seconds}s" --threads 1 -q -H "User-Agent:" -o "$out/tg-closed.json" "$url"
+  for build in "trafficgen=$tg" ${tgpgo:+"trafficgen-pgo=$tgpgo"}; do
+    /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "${build#*=}" -c 50 -d "${seconds}s" --threads 1 -q -H "User-Agent:" -o "$out/tg-closed.json" "$url"
     reqs=$(python3 -c "import json;print(json.load(open('$out/tg-closed.json'))['requests']['sent'])")
-    echo -e "trafficgen-pgo\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
-  fi
+    echo -e "${build%%=*}\t$round\t$reqs\t$(cat "$out/time.txt")" >> "$out/closed.tsv"
+  done
 
   /usr/bin/time -f "%U %S %M" -o "$out/time.txt" taskset -c 1 "$seedgo" "$url" "$seconds" 50 > "$out/go.txt" 2>/dev/null
   reqs=$(awk -F': ' '/Total Requests/ {print $2}' "$out/go.txt")

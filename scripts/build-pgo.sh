@@ -37,25 +37,11 @@ RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$profiles" \
 rm -rf "$profiles"
 
 work=$(mktemp -d)
-apps=()
-trap 'kill "${apps[@]}" 2>/dev/null || true; rm -rf "$work"' EXIT
-# Starts sample-app with the given flags on a free loopback port; sets `addr`.
-start_app() {
-  local log=$work/app-${#apps[@]}.log
-  target/release/sample-app --listen 127.0.0.1:0 --threads 1 "$@" > "$log" 2>&1 &
-  apps+=($!)
-  addr=
-  for _ in $(seq 100); do
-    addr=$(sed -n 's|^listening on \(.*\)$|\1|p' "$log" | head -n 1)
-    [ -n "$addr" ] && return
-    sleep 0.05
-  done
-  echo "build-pgo: sample-app did not start: $(cat "$log")" >&2
-  exit 1
-}
+. scripts/sample-app.sh
+trap 'stop_sample_apps; rm -rf "$work"' EXIT
 
 train=target/pgo-generate/release/trafficgen
-start_app --keepalive-requests 1000
+serve_sample_app --threads 1 --keepalive-requests 1000
 "$train" -q -o /dev/null -c 50 --threads 1 -d 3s "http://$addr/"
 "$train" -q -o /dev/null -c 20 --threads 1 -r 5000 -d 2s "http://$addr/"
 "$train" -q -o /dev/null -c 4 --threads 1 --http2 -d 1s "http://$addr/"
@@ -63,13 +49,13 @@ start_app --keepalive-requests 1000
 if command -v openssl > /dev/null; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
     -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE -keyout "$work/key.pem" -out "$work/cert.pem" 2> /dev/null
-  start_app --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
+  serve_sample_app --threads 1 --tls-cert "$work/cert.pem" --tls-key "$work/key.pem"
   "$train" -q -o /dev/null -c 10 --threads 1 --cacert "$work/cert.pem" -d 1s "https://$addr/"
   "$train" -q -o /dev/null -c 4 --threads 1 --cacert "$work/cert.pem" --http2 -d 1s "https://$addr/"
 else
   echo "build-pgo: no openssl to make a certificate; training without TLS" >&2
 fi
-kill "${apps[@]}"
+stop_sample_apps
 
 "$profdata" merge -o "$profiles/merged.profdata" "$profiles"
 RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$profiles/merged.profdata" \

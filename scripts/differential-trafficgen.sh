@@ -27,35 +27,22 @@ command -v openssl >/dev/null || { echo "differential-trafficgen: openssl is req
 
 cargo build --quiet --release -p trafficgen -p sample-app
 tg=$PWD/target/release/trafficgen
-app=$PWD/target/release/sample-app
 (cd "$out" && GOCACHE=$PWD/.gocache GO111MODULE=off go build -o seed-trafficgen ../../fixtures/seed/traffic-generator.go)
 seedgo=$PWD/$out/seed-trafficgen
 
-pids=()
-trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
-serve() { # PORT ARGS...: sample-app on 127.0.0.1:PORT, waiting until it answers
-  local port=$1
-  shift
-  "$app" --listen "127.0.0.1:$port" -q "$@" > /dev/null &
-  pids+=($!)
-  for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "differential-trafficgen: sample-app did not start on port $port" >&2
-  exit 1
-}
+. scripts/sample-app.sh
+trap stop_sample_apps EXIT
 
 # 1. Long-tailed latency, closed loop, the original's own form (URL SECONDS CONCURRENCY).
-serve 18131 --delay exp:1ms --seed 7
-url=http://127.0.0.1:18131/
+serve_sample_app --delay exp:1ms --seed 7
+url=http://$addr/
 "$seedgo" "$url" "$seconds" 20 > "$out/tail-go.txt" 2> "$out/tail-go.err"
 "$tg" -q "$url" "$seconds" 20 > "$out/tail-tg.json"
 
 # 2. A 1 s stall halfway: the Go program in its closed loop, trafficgen in an open loop at
 #    2,000 requests/s (and closed, as the Go program runs).
-serve 18132 --delay 1ms
-url=http://127.0.0.1:18132/
+serve_sample_app --delay 1ms
+url=http://$addr/
 stall() { sleep "$(python3 -c "print($seconds / 2)")"; curl -s "${url}__stall?ms=1000" > /dev/null; }
 stall & "$seedgo" "$url" "$seconds" 20 > "$out/stall-go.txt" 2> "$out/stall-go.err"; wait $!
 stall & "$tg" -q -c 20 -d "${seconds}s" "$url" > "$out/stall-tg-closed.json"; wait $!
@@ -72,11 +59,11 @@ set -e
 # 4. HTTPS with a self-made certificate that no trusted CA issued.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=localhost \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$out/key.pem" -out "$out/cert.pem" 2>/dev/null
-serve 18133 --tls-cert "$out/cert.pem" --tls-key "$out/key.pem"
+serve_sample_app --tls-cert "$out/cert.pem" --tls-key "$out/key.pem"
 set +e
-"$seedgo" https://127.0.0.1:18133/ 2 5 > "$out/tls-go.txt" 2> "$out/tls-go.err"
+"$seedgo" "https://$addr/" 2 5 > "$out/tls-go.txt" 2> "$out/tls-go.err"
 echo $? > "$out/tls-go.rc"
-"$tg" -d 2s -c 5 https://127.0.0.1:18133/ > "$out/tls-tg.json" 2> "$out/tls-tg.err"
+"$tg" -d 2s -c 5 "https://$addr/" > "$out/tls-tg.json" 2> "$out/tls-tg.err"
 echo $? > "$out/tls-tg.rc"
 set -e
 

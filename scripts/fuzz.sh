@@ -19,11 +19,11 @@ cp crates/top-parse/tests/golden/*.csv fuzz/corpus/usage_csv/
 mkdir -p fuzz/corpus/trafficgen_summary fuzz/corpus/histogram
 cargo build --quiet --release -p sample-app -p trafficgen
 if [ ! -s fuzz/corpus/trafficgen_summary/seed.json ]; then
-  target/release/sample-app --listen 127.0.0.1:18099 > /dev/null 2>&1 &
-  app=$!
-  sleep 0.5
-  target/release/trafficgen -r 100 -d 1s -c 2 -q -o fuzz/corpus/trafficgen_summary/seed.json http://127.0.0.1:18099/ || true
-  kill $app
+  . scripts/sample-app.sh
+  trap stop_sample_apps EXIT
+  serve_sample_app
+  target/release/trafficgen -r 100 -d 1s -c 2 -q -o fuzz/corpus/trafficgen_summary/seed.json "http://$addr/" || true
+  stop_sample_apps
 fi
 python3 -c "import json,sys; print(json.load(open('fuzz/corpus/trafficgen_summary/seed.json'))['histogram'], end='')" \
   > fuzz/corpus/histogram/seed.txt 2>/dev/null || true
