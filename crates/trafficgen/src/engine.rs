@@ -31,6 +31,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, Exp};
 use tokio::net::TcpStream;
 
+use crate::h1;
 use crate::plan::{Arrival, Plan};
 use crate::report::Collector;
 use crate::{Error, Output};
@@ -708,6 +709,61 @@ impl Schedule {
 enum Connection {
     H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+    Lean(h1::Conn<TcpStream>),
+    LeanTls(Box<h1::Conn<tokio_rustls::client::TlsStream<TcpStream>>>),
+}
+
+/// Why an exchange failed, in whichever client sent it.
+#[derive(Debug)]
+enum Failure {
+    Hyper(hyper::Error),
+    Lean(h1::Error),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Hyper(e) => e.fmt(f),
+            Failure::Lean(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Failure {
+    fn kind(&self) -> &'static str {
+        match self {
+            Failure::Hyper(e) => classify(e),
+            Failure::Lean(e) => e.kind(),
+        }
+    }
+
+    fn is_parse(&self) -> bool {
+        match self {
+            Failure::Hyper(e) => e.is_parse(),
+            Failure::Lean(e) => e.is_parse(),
+        }
+    }
+}
+
+impl From<hyper::Error> for Failure {
+    fn from(e: hyper::Error) -> Self {
+        Failure::Hyper(e)
+    }
+}
+
+/// Whether the server has closed this idle connection, as the runtime last heard from epoll
+/// (no system call): the lean client does not read between answers as hyper does, so a
+/// connection closed while idle (a server's keep-alive timeout) is caught here rather than
+/// charged a reset on the next request.
+fn peer_closed(tcp: &TcpStream) -> bool {
+    use std::future::Future as _;
+    use std::task::{Context, Poll, Waker};
+    let ready = std::pin::pin!(tcp.ready(tokio::io::Interest::READABLE));
+    match ready.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(Ok(r)) => r.is_read_closed(),
+        Poll::Ready(Err(_)) => true,
+        Poll::Pending => false,
+    }
 }
 
 /// What to add to a TLS handshake error, for the failures people meet most: an `https://` URL
@@ -747,6 +803,7 @@ impl Connection {
             .map_err(|e| ("connect", format!("{addr}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         match &plan.tls {
+            None if plan.lean.is_some() => Ok(Connection::Lean(h1::Conn::new(tcp))),
             None => Self::handshake(plan, TokioIo::new(tcp), plan.http2).await,
             Some(config) => {
                 let name = rustls::pki_types::ServerName::try_from(plan.host.clone())
@@ -767,6 +824,9 @@ impl Connection {
                         "connect",
                         format!("{} did not negotiate HTTP/2 (ALPN h2)", plan.host),
                     ));
+                }
+                if !h2 && plan.lean.is_some() {
+                    return Ok(Connection::LeanTls(Box::new(h1::Conn::new(tls))));
                 }
                 Self::handshake(plan, TokioIo::new(tls), h2).await
             }
@@ -805,12 +865,15 @@ impl Connection {
         }
     }
 
-    /// Whether the server has closed the connection since its last answer, as far as hyper
-    /// knows without waiting.
-    fn closed(&self) -> bool {
+    /// Whether the server has closed the connection since its last answer, as far as is known
+    /// without waiting. `idle`: the connection has waited for its request (open loop), and may
+    /// have been closed meanwhile.
+    fn closed(&self, idle: bool) -> bool {
         match self {
             Connection::H1(sender) => sender.is_closed(),
             Connection::H2(sender) => sender.is_closed(),
+            Connection::Lean(c) => c.closed() || (idle && peer_closed(c.get_ref())),
+            Connection::LeanTls(c) => c.closed() || (idle && peer_closed(c.get_ref().get_ref().0)),
         }
     }
 
@@ -820,7 +883,14 @@ impl Connection {
     /// it, hyper keeps it after writing them and parses the answer's headers into it, and the
     /// answer hands it back. Once it has room for the answer's headers, no request allocates or
     /// grows a header map.
-    async fn exchange(&mut self, plan: &Plan, spare: &mut HeaderMap) -> Result<u16, hyper::Error> {
+    async fn exchange(&mut self, plan: &Plan, spare: &mut HeaderMap) -> Result<u16, Failure> {
+        if let Some(request) = &plan.lean {
+            match self {
+                Connection::Lean(c) => return c.exchange(request).await.map_err(Failure::Lean),
+                Connection::LeanTls(c) => return c.exchange(request).await.map_err(Failure::Lean),
+                Connection::H1(_) | Connection::H2(_) => {}
+            }
+        }
         let mut request = Request::new(Full::new(plan.body.clone()));
         *request.method_mut() = plan.method.clone();
         let headers = request.headers_mut();
@@ -838,6 +908,9 @@ impl Connection {
                 request.headers_mut().remove(http::header::HOST);
                 sender.ready().await?;
                 sender.send_request(request).await?
+            }
+            Connection::Lean(_) | Connection::LeanTls(_) => {
+                unreachable!("lean connections are opened only for a plan with a lean request")
             }
         };
         let status = response.status().as_u16();
@@ -929,7 +1002,7 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
         // saying `Connection: close`. hyper's dispatcher has then ended, on this thread and
         // before the answer's end reached us, so the sender already says closed: no need to
         // read the answer's headers. A fresh connection's failures still count (in `exchange`).
-        if conn.as_ref().is_some_and(Connection::closed) {
+        if conn.as_ref().is_some_and(|c| c.closed(open)) {
             conn = None;
         }
         let reconnected = conn.is_none();
@@ -990,7 +1063,7 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
                     warned = true;
                 }
                 conn = None;
-                Answer::Failed(classify(&e))
+                Answer::Failed(e.kind())
             }
             Err(_) => {
                 // The request is still on the wire: this connection cannot be reused.

@@ -21,6 +21,7 @@ use meshbench_formats::trafficgen::{self, MergeError, Mode, TrafficgenSummary};
 
 mod cgroup;
 mod engine;
+pub mod h1;
 pub mod plan;
 mod report;
 mod tls;

@@ -37,6 +37,13 @@ impl From<Arrival> for meshbench_formats::trafficgen::Arrival {
     }
 }
 
+/// Which HTTP/1.1 client sends the requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum H1Client {
+    Lean,
+    Hyper,
+}
+
 /// Load flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
@@ -85,6 +92,13 @@ pub struct LoadArgs {
     /// HTTP/2: negotiated by ALPN over TLS, prior knowledge (h2c) over plain TCP.
     #[arg(long)]
     pub http2: bool,
+
+    /// The HTTP/1.1 client: `lean` (trafficgen's own, made for load: a request's bytes made
+    /// once, the answer read in place) or `hyper` (hyper's client, as HTTP/2 always uses).
+    /// Both frame answers alike; a request with a Transfer-Encoding header, or CONNECT, always
+    /// goes through hyper.
+    #[arg(long, value_enum, value_name = "CLIENT", default_value_t = H1Client::Lean)]
+    pub h1_client: H1Client,
 
     /// Threads sending load (default: the number of cores; never more than connections).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -143,6 +157,8 @@ pub struct Plan {
     pub seed: u64,
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub lag_threshold: Duration,
+    /// The request as the lean HTTP/1.1 client sends it; `None` where hyper sends it.
+    pub lean: Option<crate::h1::Request>,
 }
 
 /// The largest request body: it is held in memory, and shared by every request.
@@ -378,7 +394,12 @@ impl Plan {
         } else {
             None
         };
+        let lean = (load.h1_client == H1Client::Lean
+            && !load.http2
+            && crate::h1::can_send(&method, &headers))
+        .then(|| crate::h1::Request::new(&method, &path_uri, &headers, &body));
         Ok(Plan {
+            lean,
             url: url.to_owned(),
             host,
             port,

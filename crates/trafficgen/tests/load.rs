@@ -1094,3 +1094,235 @@ fn a_server_closing_kept_alive_connections_is_not_an_error() {
         assert_eq!(s.status_codes.get("200"), Some(&s.requests.completed));
     }
 }
+
+/// A server on its own threads that answers each connection's requests with `answers`, in
+/// turn from the n-th on the n-th connection, and closes the connection after the answer whose flag says so. It returns every
+/// request's bytes (head and body, whole) in the order they came.
+fn scripted_server(
+    answers: Vec<(&'static [u8], bool)>,
+) -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Connection n starts at answer n: deterministic for a given run's reconnections.
+        for (first, stream) in listener.incoming().enumerate() {
+            let Ok(mut stream) = stream else { return };
+            let tx = tx.clone();
+            let answers = answers.clone();
+            std::thread::spawn(move || {
+                let mut pending = Vec::new();
+                let mut i = first;
+                loop {
+                    // A request: the head, then as many body bytes as its Content-Length says.
+                    let request = loop {
+                        if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&pending[..end]).to_lowercase();
+                            let body = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length: "))
+                                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                            if pending.len() >= end + 4 + body {
+                                break pending.drain(..end + 4 + body).collect::<Vec<u8>>();
+                            }
+                        }
+                        let mut buf = [0; 4096];
+                        match stream.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let _ = tx.send(request);
+                    let (answer, close) = answers[i % answers.len()];
+                    i += 1;
+                    if stream.write_all(answer).is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// The lean HTTP/1.1 client sends what hyper sends, byte for byte.
+#[test]
+fn both_http1_clients_send_the_same_bytes() {
+    let answer: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let cases: [&[&str]; 4] = [
+        &[],
+        &[
+            "-m",
+            "POST",
+            "--body",
+            "a=1&b=2",
+            "-H",
+            "Content-Type: text/plain",
+        ],
+        &[
+            "-m",
+            "PUT",
+            "-H",
+            "X-A: 1",
+            "-H",
+            "x-a: 2",
+            "-H",
+            "x-empty;",
+            "-H",
+            "User-Agent:",
+        ],
+        &["-m", "DELETE", "-H", "Host: other.example:8080"],
+    ];
+    for extra in cases {
+        let mut sent = Vec::new();
+        for client in ["hyper", "lean"] {
+            let (addr, requests) = scripted_server(vec![(answer, false)]);
+            let url = format!("http://{addr}/path?q=1");
+            let mut args = vec![
+                "-n",
+                "3",
+                "-c",
+                "1",
+                "--threads",
+                "1",
+                "--h1-client",
+                client,
+            ];
+            args.extend_from_slice(extra);
+            args.push(&url);
+            let s = ok(&args);
+            assert_eq!(s.status_codes.get("200"), Some(&3), "{client} {extra:?}");
+            let got: Vec<Vec<u8>> = requests.try_iter().collect();
+            assert_eq!(got.len(), 3, "{client} {extra:?}");
+            assert!(got.windows(2).all(|w| w[0] == w[1]), "{client}: {got:?}");
+            // The address differs between the two servers; the rest must not.
+            let text = String::from_utf8(got[0].clone()).unwrap();
+            sent.push(text.replace(&addr.to_string(), "ADDR"));
+        }
+        assert_eq!(sent[0], sent[1], "hyper, then lean, for {extra:?}");
+    }
+}
+
+/// Answers framed every way a server may frame them (a length, chunks with trailers,
+/// informational answers first, no body, a body to the close, `Connection: close`) are read
+/// alike by both clients, and a connection that must end is replaced without an error.
+#[test]
+fn both_http1_clients_frame_answers_alike() {
+    let answers: Vec<(&'static [u8], bool)> = vec![
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", false),
+        (
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-Trailer: t\r\n\r\n",
+            false,
+        ),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n", false),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", false),
+        (b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 1\r\n\r\nx", true),
+        (b"HTTP/1.0 200 OK\r\n\r\nto the close", true),
+        (b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n", false),
+    ];
+    let mut seen = Vec::new();
+    for client in ["hyper", "lean"] {
+        let (addr, _requests) = scripted_server(answers.clone());
+        let url = url(addr);
+        let s = ok(&[
+            "-n",
+            "70",
+            "-c",
+            "1",
+            "--threads",
+            "1",
+            "--h1-client",
+            client,
+            &url,
+        ]);
+        // The 404 and 503 answers are errors by their status class, and nothing else is.
+        let by_status: u64 = ["http_4xx", "http_5xx"]
+            .iter()
+            .filter_map(|k| s.errors_by_kind.get(*k))
+            .sum();
+        assert_eq!(
+            s.requests.errors, by_status,
+            "{client}: {:?}",
+            s.errors_by_kind
+        );
+        assert_eq!(s.requests.completed + s.requests.errors, 70, "{client}");
+        seen.push((s.status_codes, s.errors_by_kind));
+    }
+    assert_eq!(seen[0], seen[1], "hyper, then lean");
+    let codes = &seen[1].0;
+    assert_eq!(codes.values().sum::<u64>(), 70);
+    for code in ["200", "201", "202", "204", "404", "503"] {
+        assert!(codes.get(code).is_some_and(|&n| n > 0), "{code}: {codes:?}");
+    }
+}
+
+/// A server that closes a kept-alive connection while it is idle (a keep-alive timeout, with no
+/// `Connection: close` said) costs an open loop a new connection, not an error.
+#[test]
+fn a_connection_closed_while_idle_is_replaced_without_an_error() {
+    let answer: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    for client in ["hyper", "lean"] {
+        let (addr, _requests) = scripted_server(vec![(answer, true)]);
+        let url = url(addr);
+        let s = ok(&[
+            "-r",
+            "40",
+            "-d",
+            "1s",
+            "-c",
+            "2",
+            "--threads",
+            "1",
+            "--h1-client",
+            client,
+            &url,
+        ]);
+        assert_eq!(s.requests.errors, 0, "{client}: {:?}", s.errors_by_kind);
+        assert_eq!(s.requests.completed, 40, "{client}: {:?}", s.requests);
+    }
+}
+
+/// Bytes that are not an HTTP answer, or an answer cut short, are errors of the right kind for
+/// both clients, and say what was wrong.
+#[test]
+fn both_http1_clients_classify_broken_answers_alike() {
+    let cases: [(&'static [u8], &str); 4] = [
+        (b"SSH-2.0-OpenSSH_9.2\r\n", "transport"),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\nx",
+            "transport",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf",
+            "reset",
+        ),
+        (b"", "reset"),
+    ];
+    for (answer, kind) in cases {
+        for client in ["hyper", "lean"] {
+            let (addr, _requests) = scripted_server(vec![(answer, true)]);
+            let url = url(addr);
+            let out = trafficgen(&[
+                "-n",
+                "3",
+                "-c",
+                "1",
+                "--threads",
+                "1",
+                "--h1-client",
+                client,
+                &url,
+            ]);
+            assert_eq!(out.status.code(), Some(1), "{client} {answer:?}");
+            let s = summary(&out);
+            assert_eq!(
+                s.errors_by_kind.get(kind),
+                Some(&3),
+                "{client} {answer:?}: {:?}",
+                s.errors_by_kind
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.trim().is_empty(), "{client}: no warning");
+        }
+    }
+}
