@@ -27,6 +27,13 @@ if [ ! -s fuzz/corpus/trafficgen_summary/seed.json ]; then
 fi
 python3 -c "import json,sys; print(json.load(open('fuzz/corpus/trafficgen_summary/seed.json'))['histogram'], end='')" \
   > fuzz/corpus/histogram/seed.txt 2>/dev/null || true
+mkdir -p fuzz/corpus/h1_answer
+# The first byte: bit 0 says the request was HEAD, the rest the size of each read.
+printf '\x0aHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello' > fuzz/corpus/h1_answer/length
+printf '\x06HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: 1\r\n\r\n' \
+  > fuzz/corpus/h1_answer/chunked
+printf '\x21HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 204 No Content\r\nConnection: keep-alive\r\n\r\n' \
+  > fuzz/corpus/h1_answer/informational
 mkdir -p fuzz/corpus/kubesim_inputs
 cp fixtures/scenarios/*.yaml fixtures/manifests/*.yaml fuzz/corpus/kubesim_inputs/
 for sel in 'app=web,tier!=db' 'env in (a,b),!legacy' 'metadata.name=p,status.phase!=Running'; do

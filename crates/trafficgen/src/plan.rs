@@ -40,7 +40,9 @@ impl From<Arrival> for meshbench_formats::trafficgen::Arrival {
 /// Which HTTP/1.1 client sends the requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum H1Client {
+    /// trafficgen's own, made for load: the request's bytes made once, the answer read in place
     Lean,
+    /// hyper's client
     Hyper,
 }
 
@@ -93,10 +95,8 @@ pub struct LoadArgs {
     #[arg(long)]
     pub http2: bool,
 
-    /// The HTTP/1.1 client: `lean` (trafficgen's own, made for load: a request's bytes made
-    /// once, the answer read in place) or `hyper` (hyper's client, as HTTP/2 always uses).
-    /// Both frame answers alike; a request with a Transfer-Encoding header, or CONNECT, always
-    /// goes through hyper.
+    /// The HTTP/1.1 client. Both frame answers alike; a request with a Transfer-Encoding
+    /// header, or CONNECT, always goes through hyper, and so does HTTP/2.
     #[arg(long, value_enum, value_name = "CLIENT", default_value_t = H1Client::Lean)]
     pub h1_client: H1Client,
 
