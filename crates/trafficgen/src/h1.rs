@@ -28,8 +28,13 @@ pub const MAX_HEADERS: usize = 100;
 /// default read-buffer limit).
 pub const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 
-/// The read buffer's starting size; it grows (to [`MAX_HEAD_BYTES`]) only for a longer head.
+/// The read buffer's starting size. It grows for a head that does not fit (to
+/// [`MAX_HEAD_BYTES`]), and while reads fill it (to [`MAX_READ_BUFFER`]), so that a large body
+/// takes few reads, as hyper's adaptive buffer does.
 const READ_BUFFER: usize = 16 * 1024;
+
+/// The most the read buffer grows to for bodies.
+const MAX_READ_BUFFER: usize = 256 * 1024;
 
 /// Why an answer could not be read.
 #[derive(Debug)]
@@ -470,6 +475,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     self.buf.resize(size, 0);
                 }
             }
+            let room = self.buf.len() - self.end;
             let n = self
                 .io
                 .read(&mut self.buf[self.end..])
@@ -479,6 +485,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 return answer.end(self.end > self.start).map(|done| done.status);
             }
             self.end += n;
+            if n == room && self.buf.len() < MAX_READ_BUFFER {
+                // More was probably waiting: read more at a time from now on.
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
         }
     }
 }
@@ -731,6 +741,74 @@ mod tests {
         assert!(!can_send(&Method::CONNECT, &headers));
         headers.insert("transfer-encoding", "chunked".parse().unwrap());
         assert!(!can_send(&Method::POST, &headers));
+    }
+
+    /// Runs `request` on a connection whose server has already sent `answers` (and closed
+    /// its end, if `close`); each exchange's status, and whether the connection ended closed.
+    fn exchanges(answers: &[u8], close: bool, count: usize) -> (Vec<Result<u16, String>>, bool) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, mut server) = tokio::io::duplex(8 << 20);
+            server.write_all(answers).await.unwrap();
+            if close {
+                server.shutdown().await.unwrap();
+            }
+            let mut conn = Conn::new(client);
+            let request = Request::new(&Method::GET, &"/".parse().unwrap(), &HeaderMap::new(), b"");
+            let mut statuses = Vec::new();
+            for _ in 0..count {
+                // Bounded: a miscounted body would wait for bytes that never come.
+                let exchanged = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    conn.exchange(&request),
+                );
+                let result = exchanged.await.expect("an answer within 10 s");
+                statuses.push(result.map_err(|e| e.to_string()));
+            }
+            (statuses, conn.closed())
+        })
+    }
+
+    #[test]
+    fn a_connection_reads_large_heads_and_bodies() {
+        // A head over the first buffer, then a body of 3 MB: both read whole, and the
+        // connection stays open. (One answer: a second sent before its request would be bytes
+        // no request asked for, as the next test shows.)
+        let mut answers = b"HTTP/1.1 200 OK\r\nX-Big: ".to_vec();
+        answers.resize(answers.len() + 40_000, b'h');
+        answers.extend_from_slice(b"\r\nContent-Length: 3000000\r\n\r\n");
+        answers.resize(answers.len() + 3_000_000, b'b');
+        assert_eq!(exchanges(&answers, false, 1), (vec![Ok(200)], false));
+    }
+
+    #[test]
+    fn a_connection_ends_when_the_answer_says_or_the_server_closes() {
+        let answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(exchanges(answer, false, 1), (vec![Ok(200)], true));
+        // Bytes after the answer that no request asked for: its framing is not to be trusted.
+        let extra = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200";
+        assert_eq!(exchanges(extra, false, 1), (vec![Ok(200)], true));
+        // A body to the close completes at it.
+        let to_close = b"HTTP/1.1 200 OK\r\n\r\nall of it";
+        assert_eq!(exchanges(to_close, true, 1), (vec![Ok(200)], true));
+        // A server that closes mid-answer, or before one.
+        let (statuses, closed) =
+            exchanges(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", true, 1);
+        assert_eq!(
+            statuses,
+            [Err(
+                "connection closed before the answer was complete".to_owned()
+            )]
+        );
+        assert!(closed);
+        let (statuses, _) = exchanges(b"", true, 1);
+        assert_eq!(
+            statuses,
+            [Err("connection closed before an answer began".to_owned())]
+        );
     }
 
     /// An answer, framed one of the ways a server may frame it.
