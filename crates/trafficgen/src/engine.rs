@@ -803,8 +803,10 @@ impl Connection {
             .map_err(|e| ("connect", format!("{addr}: {e}")))?;
         let _ = tcp.set_nodelay(true);
         match &plan.tls {
-            None if plan.lean.is_some() => Ok(Connection::Lean(h1::Conn::new(tcp))),
-            None => Self::handshake(plan, TokioIo::new(tcp), plan.http2).await,
+            None => match &plan.lean {
+                Some(request) => Ok(Connection::Lean(h1::Conn::new(tcp, Arc::clone(request)))),
+                None => Self::handshake(plan, TokioIo::new(tcp), plan.http2).await,
+            },
             Some(config) => {
                 let name = rustls::pki_types::ServerName::try_from(plan.host.clone())
                     .map_err(|e| ("connect", format!("{}: {e}", plan.host)))?;
@@ -825,8 +827,9 @@ impl Connection {
                         format!("{} did not negotiate HTTP/2 (ALPN h2)", plan.host),
                     ));
                 }
-                if !h2 && plan.lean.is_some() {
-                    return Ok(Connection::LeanTls(Box::new(h1::Conn::new(tls))));
+                if let (false, Some(request)) = (h2, &plan.lean) {
+                    let conn = h1::Conn::new(tls, Arc::clone(request));
+                    return Ok(Connection::LeanTls(Box::new(conn)));
                 }
                 Self::handshake(plan, TokioIo::new(tls), h2).await
             }
@@ -884,33 +887,30 @@ impl Connection {
     /// answer hands it back. Once it has room for the answer's headers, no request allocates or
     /// grows a header map.
     async fn exchange(&mut self, plan: &Plan, spare: &mut HeaderMap) -> Result<u16, Failure> {
-        if let Some(request) = &plan.lean {
-            match self {
-                Connection::Lean(c) => return c.exchange(request).await.map_err(Failure::Lean),
-                Connection::LeanTls(c) => return c.exchange(request).await.map_err(Failure::Lean),
-                Connection::H1(_) | Connection::H2(_) => {}
-            }
-        }
-        let mut request = Request::new(Full::new(plan.body.clone()));
-        *request.method_mut() = plan.method.clone();
-        let headers = request.headers_mut();
-        *headers = std::mem::take(spare);
-        headers.extend(plan.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut hyper_request = || {
+            let mut request = Request::new(Full::new(plan.body.clone()));
+            *request.method_mut() = plan.method.clone();
+            let headers = request.headers_mut();
+            *headers = std::mem::take(spare);
+            headers.extend(plan.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
+            request
+        };
         let response = match self {
+            Connection::Lean(c) => return c.exchange().await.map_err(Failure::Lean),
+            Connection::LeanTls(c) => return c.exchange().await.map_err(Failure::Lean),
             Connection::H1(sender) => {
+                let mut request = hyper_request();
                 *request.uri_mut() = plan.path_uri.clone();
                 sender.ready().await?;
                 sender.send_request(request).await?
             }
             Connection::H2(sender) => {
+                let mut request = hyper_request();
                 *request.uri_mut() = plan.full_uri.clone();
                 *request.version_mut() = Version::HTTP_2;
                 request.headers_mut().remove(http::header::HOST);
                 sender.ready().await?;
                 sender.send_request(request).await?
-            }
-            Connection::Lean(_) | Connection::LeanTls(_) => {
-                unreachable!("lean connections are opened only for a plan with a lean request")
             }
         };
         let status = response.status().as_u16();

@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::mem::MaybeUninit;
+use std::sync::Arc;
 
 use http::header::{CONNECTION, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
@@ -407,10 +408,12 @@ fn parse_length(value: &[u8]) -> Option<u64> {
     })
 }
 
-/// A connection: a byte stream, and what has been read from it but not yet used.
+/// A connection: a byte stream, the request it sends, and what has been read from it but not
+/// yet used.
 #[derive(Debug)]
 pub struct Conn<S> {
     io: S,
+    request: Arc<Request>,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -418,9 +421,10 @@ pub struct Conn<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    pub fn new(io: S) -> Conn<S> {
+    pub fn new(io: S, request: Arc<Request>) -> Conn<S> {
         Conn {
             io,
+            request,
             buf: vec![0; READ_BUFFER],
             start: 0,
             end: 0,
@@ -443,7 +447,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// # Errors
     /// When writing or reading fails, or the answer is not valid HTTP/1.x. The connection must
     /// not be used again after an error (nor after the future is dropped before it ended).
-    pub async fn exchange(&mut self, request: &Request) -> Result<u16, Error> {
+    pub async fn exchange(&mut self) -> Result<u16, Error> {
+        let request = &*self.request;
         self.closed = true; // until the answer is complete
         self.io.write_all(&request.bytes).await.map_err(Error::Io)?;
         self.io.flush().await.map_err(Error::Io)?;
@@ -756,15 +761,13 @@ mod tests {
             if close {
                 server.shutdown().await.unwrap();
             }
-            let mut conn = Conn::new(client);
             let request = Request::new(&Method::GET, &"/".parse().unwrap(), &HeaderMap::new(), b"");
+            let mut conn = Conn::new(client, Arc::new(request));
             let mut statuses = Vec::new();
             for _ in 0..count {
                 // Bounded: a miscounted body would wait for bytes that never come.
-                let exchanged = tokio::time::timeout(
-                    std::time::Duration::from_secs(10),
-                    conn.exchange(&request),
-                );
+                let exchanged =
+                    tokio::time::timeout(std::time::Duration::from_secs(10), conn.exchange());
                 let result = exchanged.await.expect("an answer within 10 s");
                 statuses.push(result.map_err(|e| e.to_string()));
             }

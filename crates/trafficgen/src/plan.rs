@@ -158,7 +158,7 @@ pub struct Plan {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub lag_threshold: Duration,
     /// The request as the lean HTTP/1.1 client sends it; `None` where hyper sends it.
-    pub lean: Option<crate::h1::Request>,
+    pub lean: Option<Arc<crate::h1::Request>>,
 }
 
 /// The largest request body: it is held in memory, and shared by every request.
@@ -397,7 +397,7 @@ impl Plan {
         let lean = (load.h1_client == H1Client::Lean
             && !load.http2
             && crate::h1::can_send(&method, &headers))
-        .then(|| crate::h1::Request::new(&method, &path_uri, &headers, &body));
+        .then(|| Arc::new(crate::h1::Request::new(&method, &path_uri, &headers, &body)));
         Ok(Plan {
             lean,
             url: url.to_owned(),
