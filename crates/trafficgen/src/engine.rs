@@ -999,9 +999,11 @@ async fn connection(k: u32, shared: Arc<Shared>, stats: Rc<RefCell<ThreadStats>>
         }
         // A connection the server has closed since its last answer is replaced, not charged an
         // error: nginx closes one after keepalive_requests answers (1000 by default), the last
-        // saying `Connection: close`. hyper's dispatcher has then ended, on this thread and
-        // before the answer's end reached us, so the sender already says closed: no need to
-        // read the answer's headers. A fresh connection's failures still count (in `exchange`).
+        // saying `Connection: close`, and a server may close one that waited too long. The lean
+        // client knows the first from the answer it read, and asks epoll about the second when
+        // the connection waited (an open loop); hyper's dispatcher has ended in both cases, on
+        // this thread, so its sender already says closed. A fresh connection's failures still
+        // count (in `exchange`).
         if conn.as_ref().is_some_and(|c| c.closed(open)) {
             conn = None;
         }
