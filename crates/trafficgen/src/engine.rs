@@ -934,16 +934,8 @@ fn classify(e: &hyper::Error) -> &'static str {
     }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::{
-                BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof,
-            };
-            if matches!(
-                io.kind(),
-                ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
-            ) {
-                return "reset";
-            }
+        if s.downcast_ref::<std::io::Error>().is_some_and(h1::is_reset) {
+            return "reset";
         }
         source = s.source();
     }

@@ -69,17 +69,9 @@ impl std::error::Error for Error {}
 impl Error {
     /// The error's kind in the summary's `errors_by_kind`, as `engine::classify` names hyper's.
     pub fn kind(&self) -> &'static str {
-        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
         match self {
             Error::Closed { .. } => "reset",
-            Error::Io(e)
-                if matches!(
-                    e.kind(),
-                    ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
-                ) =>
-            {
-                "reset"
-            }
+            Error::Io(e) if is_reset(e) => "reset",
             Error::Io(_) | Error::Parse(_) => "transport",
         }
     }
@@ -87,6 +79,16 @@ impl Error {
     pub fn is_parse(&self) -> bool {
         matches!(self, Error::Parse(_))
     }
+}
+
+/// Whether a socket error means the peer dropped the connection (the `reset` kind, for either
+/// client).
+pub(crate) fn is_reset(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    matches!(
+        e.kind(),
+        ConnectionReset | BrokenPipe | ConnectionAborted | UnexpectedEof
+    )
 }
 
 fn parse_error(problem: impl Into<String>) -> Error {
