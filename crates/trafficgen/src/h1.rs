@@ -550,21 +550,40 @@ mod tests {
         Done { status, keep_alive }
     }
 
+    /// Each of `cases` read alone is one answer, complete, with the status and keep-alive given.
+    fn reads_as(cases: &[(&[u8], Done)]) {
+        for &(bytes, want) in cases {
+            assert_eq!(
+                one(bytes).unwrap(),
+                want,
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    /// Bytes the parser refuses (as one read, connection left open).
+    fn refused(bytes: &[u8]) -> Error {
+        read_all(false, &[bytes], false).unwrap_err()
+    }
+
     #[test]
     fn content_length() {
-        assert_eq!(
-            one(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello").unwrap(),
-            ok(200, true)
-        );
-        assert_eq!(
-            one(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n").unwrap(),
-            ok(404, true)
-        );
-        // The same length twice, in one line or two, is one length.
-        assert_eq!(
-            one(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nhi").unwrap(),
-            ok(200, true)
-        );
+        reads_as(&[
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                ok(200, true),
+            ),
+            (
+                b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+                ok(404, true),
+            ),
+            // The same length twice, in one line or two, is one length.
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nhi",
+                ok(200, true),
+            ),
+        ]);
     }
 
     #[test]
@@ -577,7 +596,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
             b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         ] {
-            let e = read_all(false, &[head], false).unwrap_err();
+            let e = refused(head);
             assert!(e.is_parse(), "{e}");
             assert_eq!(e.kind(), "transport");
         }
@@ -587,17 +606,16 @@ mod tests {
     fn chunked() {
         let body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
                      5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\n\r\n";
-        assert_eq!(one(body).unwrap(), ok(200, true));
         // Trailers are skipped; a Content-Length beside chunked is ignored.
         let trailers =
             b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
                          2\r\nhi\r\n0\r\nX-T: 1\r\nX-U: 2\r\n\r\n";
-        assert_eq!(one(trailers).unwrap(), ok(200, true));
+        reads_as(&[(body, ok(200, true)), (trailers, ok(200, true))]);
         for bad in [
             &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"[..],
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhiX\r\n",
         ] {
-            assert!(read_all(false, &[bad], false).unwrap_err().is_parse());
+            assert!(refused(bad).is_parse());
         }
     }
 
@@ -628,52 +646,43 @@ mod tests {
         )
         .unwrap();
         assert_eq!((done, left), (vec![ok(200, true)], 0));
-        assert_eq!(
-            one(b"HTTP/1.1 204 No Content\r\nContent-Length: 100\r\n\r\n").unwrap(),
-            ok(204, true)
-        );
-        assert_eq!(
-            one(b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap(),
-            ok(304, true)
-        );
+        reads_as(&[
+            (
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 100\r\n\r\n",
+                ok(204, true),
+            ),
+            (
+                b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+                ok(304, true),
+            ),
+        ]);
     }
 
     #[test]
     fn informational_answers_are_skipped() {
         let both = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n\
                      HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
-        assert_eq!(one(both).unwrap(), ok(201, true));
-        assert!(
-            read_all(false, &[b"HTTP/1.1 101 Switching Protocols\r\n\r\n"], false)
-                .unwrap_err()
-                .is_parse()
-        );
+        reads_as(&[(both, ok(201, true))]);
+        assert!(refused(b"HTTP/1.1 101 Switching Protocols\r\n\r\n").is_parse());
     }
 
     #[test]
     fn keep_alive() {
-        assert_eq!(
-            one(b"HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n").unwrap(),
-            ok(200, false)
-        );
-        assert_eq!(
-            one(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap(),
-            ok(200, false)
-        );
-        assert_eq!(
-            one(b"HTTP/1.0 200 OK\r\nConnection: foo, Keep-Alive\r\nContent-Length: 0\r\n\r\n")
-                .unwrap(),
-            ok(200, true)
-        );
-        assert!(
-            read_all(
-                false,
-                &[b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"],
-                false
-            )
-            .unwrap_err()
-            .is_parse()
-        );
+        reads_as(&[
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n",
+                ok(200, false),
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+                ok(200, false),
+            ),
+            (
+                b"HTTP/1.0 200 OK\r\nConnection: foo, Keep-Alive\r\nContent-Length: 0\r\n\r\n",
+                ok(200, true),
+            ),
+        ]);
+        assert!(refused(b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").is_parse());
     }
 
     #[test]
@@ -684,7 +693,7 @@ mod tests {
             b"HTTP/1.1 2x0 OK\r\n\r\n",
             b"HTTP/2 200\r\n\r\n",
         ] {
-            let e = read_all(false, &[bad], false).unwrap_err();
+            let e = refused(bad);
             assert!(e.is_parse(), "{e}");
         }
     }

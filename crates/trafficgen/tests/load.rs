@@ -1145,6 +1145,13 @@ fn scripted_server(
     (addr, rx)
 }
 
+/// One load thread, through the given HTTP/1.1 client (`lean` or `hyper`), then `args`.
+fn through<'a>(client: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["--threads", "1", "--h1-client", client];
+    all.extend_from_slice(args);
+    all
+}
+
 /// The lean HTTP/1.1 client sends what hyper sends, byte for byte.
 #[test]
 fn both_http1_clients_send_the_same_bytes() {
@@ -1178,16 +1185,7 @@ fn both_http1_clients_send_the_same_bytes() {
         for client in ["hyper", "lean"] {
             let (addr, requests) = scripted_server(vec![(answer, false)]);
             let url = format!("http://{addr}/path?q=1");
-            let mut args = vec![
-                "-n",
-                "3",
-                "-c",
-                "1",
-                "--threads",
-                "1",
-                "--h1-client",
-                client,
-            ];
+            let mut args = through(client, &["-n", "3", "-c", "1"]);
             args.extend_from_slice(extra);
             args.push(&url);
             let s = ok(&args);
@@ -1224,17 +1222,7 @@ fn both_http1_clients_frame_answers_alike() {
     for client in ["hyper", "lean"] {
         let (addr, _requests) = scripted_server(answers.clone());
         let url = url(addr);
-        let s = ok(&[
-            "-n",
-            "70",
-            "-c",
-            "1",
-            "--threads",
-            "1",
-            "--h1-client",
-            client,
-            &url,
-        ]);
+        let s = ok(&through(client, &["-n", "70", "-c", "1", &url]));
         // The 404 and 503 answers are errors by their status class, and nothing else is.
         let by_status: u64 = ["http_4xx", "http_5xx"]
             .iter()
@@ -1264,19 +1252,7 @@ fn a_connection_closed_while_idle_is_replaced_without_an_error() {
     for client in ["hyper", "lean"] {
         let (addr, _requests) = scripted_server(vec![(answer, true)]);
         let url = url(addr);
-        let s = ok(&[
-            "-r",
-            "40",
-            "-d",
-            "1s",
-            "-c",
-            "2",
-            "--threads",
-            "1",
-            "--h1-client",
-            client,
-            &url,
-        ]);
+        let s = ok(&through(client, &["-r", "40", "-d", "1s", "-c", "2", &url]));
         assert_eq!(s.requests.errors, 0, "{client}: {:?}", s.errors_by_kind);
         assert_eq!(s.requests.completed, 40, "{client}: {:?}", s.requests);
     }
@@ -1302,17 +1278,7 @@ fn both_http1_clients_classify_broken_answers_alike() {
         for client in ["hyper", "lean"] {
             let (addr, _requests) = scripted_server(vec![(answer, true)]);
             let url = url(addr);
-            let out = trafficgen(&[
-                "-n",
-                "3",
-                "-c",
-                "1",
-                "--threads",
-                "1",
-                "--h1-client",
-                client,
-                &url,
-            ]);
+            let out = trafficgen(&through(client, &["-n", "3", "-c", "1", &url]));
             assert_eq!(out.status.code(), Some(1), "{client} {answer:?}");
             let s = summary(&out);
             assert_eq!(
