@@ -751,21 +751,6 @@ impl From<hyper::Error> for Failure {
     }
 }
 
-/// Whether the server has closed this idle connection, as the runtime last heard from epoll
-/// (no system call): the lean client does not read between answers as hyper does, so a
-/// connection closed while idle (a server's keep-alive timeout) is caught here rather than
-/// charged a reset on the next request.
-fn peer_closed(tcp: &TcpStream) -> bool {
-    use std::future::Future as _;
-    use std::task::{Context, Poll, Waker};
-    let ready = std::pin::pin!(tcp.ready(tokio::io::Interest::READABLE));
-    match ready.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(Ok(r)) => r.is_read_closed(),
-        Poll::Ready(Err(_)) => true,
-        Poll::Pending => false,
-    }
-}
-
 /// What to add to a TLS handshake error, for the failures people meet most: an `https://` URL
 /// for a plain-HTTP port, a private CA not passed, and a self-signed CA certificate served as the
 /// server's own (what `openssl req -x509` makes by default; curl takes it, rustls does not).
@@ -875,14 +860,14 @@ impl Connection {
         match self {
             Connection::H1(sender) => sender.is_closed(),
             Connection::H2(sender) => sender.is_closed(),
-            Connection::Lean(c) => c.closed() || (idle && peer_closed(c.get_ref())),
-            Connection::LeanTls(c) => c.closed() || (idle && peer_closed(c.get_ref().get_ref().0)),
+            Connection::Lean(c) => c.closed() || (idle && c.peer_closed()),
+            Connection::LeanTls(c) => c.closed() || (idle && c.peer_closed()),
         }
     }
 
     /// Sends one request and reads the whole answer (discarding the body).
     ///
-    /// `spare` is the header map of the previous answer, emptied: the request's headers go into
+    /// A lean connection sends the request it was opened with. For hyper, `spare` is the header map of the previous answer, emptied: the request's headers go into
     /// it, hyper keeps it after writing them and parses the answer's headers into it, and the
     /// answer hands it back. Once it has room for the answer's headers, no request allocates or
     /// grows a header map.

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use http::header::{CONNECTION, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, Uri};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 /// The most header lines an answer may have (hyper's default too).
 pub const MAX_HEADERS: usize = 100;
@@ -434,10 +435,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    pub fn get_ref(&self) -> &S {
-        &self.io
-    }
-
     /// Whether this connection may not carry another request: the last answer said so, or
     /// ran to the close, or the server sent bytes no request asked for.
     pub fn closed(&self) -> bool {
@@ -496,6 +493,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 // More was probably waiting: read more at a time from now on.
                 self.buf.resize(self.buf.len() * 2, 0);
             }
+        }
+    }
+}
+
+/// A byte stream over a TCP socket, which the runtime watches with epoll.
+pub trait OverTcp {
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl OverTcp for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl OverTcp for tokio_rustls::client::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
+impl<S: OverTcp> Conn<S> {
+    /// Whether the server has closed this connection since its last answer, as the runtime last
+    /// heard from epoll (no system call). This client does not read between answers, as hyper
+    /// does, so a connection the server closed while it waited (a keep-alive timeout) is caught
+    /// here, before the next request is charged a reset.
+    pub fn peer_closed(&self) -> bool {
+        use std::future::Future as _;
+        use std::task::{Context, Poll, Waker};
+        let ready = std::pin::pin!(self.io.tcp().ready(tokio::io::Interest::READABLE));
+        match ready.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(r)) => r.is_read_closed(),
+            Poll::Ready(Err(_)) => true,
+            Poll::Pending => false,
         }
     }
 }
