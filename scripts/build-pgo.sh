@@ -13,8 +13,8 @@
 #    if missing), and trafficgen rebuilt with it (-Cprofile-use) into target/pgo.
 #
 # The PGO build behaves as the plain release build does (the same source, only the compiler's
-# layout and inlining differ); hyper's, tokio's and http's code, where most of trafficgen's user
-# time goes, is optimised along with trafficgen's own. docs/benchmarks.md has the figures.
+# layout and inlining differ); the libraries' code (httparse and tokio on the HTTP/1.1 path,
+# hyper for HTTP/2) is optimised along with trafficgen's own. docs/benchmarks.md has the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
